@@ -1,0 +1,53 @@
+# Two commands for a new user: `make demo` and `make test`. Both set up .venv themselves.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+# The demo dataset: about 2M REES46-shaped events over Oct-Nov 2019, one csv.gz per month.
+DEMO_EVENTS ?= 2000000
+DEMO_START ?= 2019-10-01
+DEMO_DAYS ?= 61
+DEMO_SEED ?= 42
+DATA_DIR ?= data/synth
+
+export DBT_PROFILES_DIR := $(CURDIR)
+export REES46_EVENTS ?= $(DATA_DIR)/events/*.csv.gz
+
+.PHONY: help install data build report demo test lint clean
+
+help:
+	@echo "make demo   install, generate ~2M events, dbt build, print headline figures"
+	@echo "make test   the whole test suite (pytest: python package, dbt, sqlfluff)"
+	@echo "make data | build | report | lint | clean"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+data: install
+	$(BIN)/python -m ml.synth --events $(DEMO_EVENTS) --start $(DEMO_START) \
+		--days $(DEMO_DAYS) --seed $(DEMO_SEED) --format csv.gz --split month --out $(DATA_DIR)
+
+build: install
+	$(BIN)/dbt build
+
+report: install
+	$(BIN)/python -m ml.report
+
+demo: data build report
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/sqlfluff lint models tests/dbt analyses
+
+clean:
+	rm -rf target logs warehouse/*.duckdb warehouse/*.wal $(DATA_DIR)

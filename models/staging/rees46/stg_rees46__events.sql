@@ -1,0 +1,75 @@
+-- One row per distinct valid event. Exact duplicate lines (the same nine raw
+-- values, within a file or across re-delivered files) collapse into one row
+-- that counts them.
+with base_events as (
+
+    select * from {{ ref('base_rees46__events') }}
+
+),
+
+validated as (
+
+    select
+        *,
+        {{ rees46_reject_reason() }} as reject_reason
+    from base_events
+
+),
+
+keyed as (
+
+    select
+        {{ surrogate_key([
+            'event_time', 'event_type', 'product_id', 'category_id',
+            'category_code', 'brand', 'price', 'user_id', 'user_session',
+        ]) }} as event_id,
+        *
+    from validated
+    where reject_reason is null
+
+),
+
+deduplicated as (
+
+    select
+        event_id,
+        any_value(event_time) as event_at,
+        any_value(event_type) as event_type,
+        any_value(product_id) as product_id,
+        any_value(category_id) as category_id,
+        any_value(category_code) as category_code,
+        any_value(brand) as brand,
+        any_value(price) as price,
+        any_value(user_id) as user_id,
+        any_value(user_session) as raw_session_id,
+        min(source_file) as source_file,
+        count(*) - 1 as duplicate_count
+    from keyed
+    group by 1
+
+),
+
+final as (
+
+    select
+        event_id,
+        event_at,
+        cast(event_at as date) as event_date,
+        event_type,
+        product_id,
+        category_id,
+        category_code,
+        split_part(category_code, '.', 1) as category_l1,
+        nullif(split_part(category_code, '.', 2), '') as category_l2,
+        nullif(split_part(category_code, '.', 3), '') as category_l3,
+        brand,
+        cast(price as decimal(12, 2)) as price,
+        user_id,
+        raw_session_id,
+        source_file,
+        cast(duplicate_count as integer) as duplicate_count
+    from deduplicated
+
+)
+
+select * from final
