@@ -1,9 +1,18 @@
+{{ config(
+    materialized='incremental',
+    unique_key='event_id',
+    incremental_strategy='delete+insert',
+) }}
+
 -- One row per distinct valid event. Exact duplicate lines (the same nine raw
 -- values, within a file or across re-delivered files) collapse into one row
--- that counts them.
+-- that counts them. Incremental: only base rows loaded after this table's
+-- latest load are read, and an event seen again is rewritten with its new
+-- count, so a batch of duplicates is counted, never added.
 with base_events as (
 
     select * from {{ ref('base_rees46__events') }}
+    {{ rees46_loaded_after_this() }}
 
 ),
 
@@ -29,7 +38,7 @@ keyed as (
 
 ),
 
-deduplicated as (
+new_copies as (
 
     select
         event_id,
@@ -39,12 +48,59 @@ deduplicated as (
         any_value(category_id) as category_id,
         any_value(category_code) as category_code,
         any_value(brand) as brand,
-        any_value(price) as price,
+        cast(any_value(price) as decimal(12, 2)) as price,
         any_value(user_id) as user_id,
         any_value(user_session) as raw_session_id,
         min(source_file) as source_file,
-        count(*) - 1 as duplicate_count
+        count(*) as copies,
+        max(loaded_at) as loaded_at
     from keyed
+    group by 1
+
+),
+
+all_copies as (
+
+    select * from new_copies
+    {% if is_incremental() %}
+        union all
+        select
+            event_id,
+            event_at,
+            event_type,
+            product_id,
+            category_id,
+            category_code,
+            brand,
+            price,
+            user_id,
+            raw_session_id,
+            source_file,
+            duplicate_count + 1 as copies,
+            loaded_at
+        from {{ this }}
+        where event_id in (select new_copies.event_id from new_copies)
+    {% endif %}
+
+),
+
+deduplicated as (
+
+    select
+        event_id,
+        any_value(event_at) as event_at,
+        any_value(event_type) as event_type,
+        any_value(product_id) as product_id,
+        any_value(category_id) as category_id,
+        any_value(category_code) as category_code,
+        any_value(brand) as brand,
+        any_value(price) as price,
+        any_value(user_id) as user_id,
+        any_value(raw_session_id) as raw_session_id,
+        min(source_file) as source_file,
+        sum(copies) - 1 as duplicate_count,
+        max(loaded_at) as loaded_at
+    from all_copies
     group by 1
 
 ),
@@ -63,11 +119,12 @@ final as (
         nullif(split_part(category_code, '.', 2), '') as category_l2,
         nullif(split_part(category_code, '.', 3), '') as category_l3,
         brand,
-        cast(price as decimal(12, 2)) as price,
+        price,
         user_id,
         raw_session_id,
         source_file,
-        cast(duplicate_count as integer) as duplicate_count
+        cast(duplicate_count as integer) as duplicate_count,
+        loaded_at
     from deduplicated
 
 )
