@@ -3,52 +3,17 @@ from __future__ import annotations
 
 import shutil
 from decimal import Decimal
-from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dbt_project import REPO, build_staging, count_data_lines, query
 
 pytestmark = pytest.mark.dbt
 
-HEADER = ("event_time,event_type,product_id,category_id,category_code,brand,price,"
-          "user_id,user_session")
-GOOD = ("2019-10-01 00:00:{s:02d} UTC,view,1004{s:04d},2053013555631882655,"
-        "electronics.smartphone,apple,{price},5412{s:05d},72d76fde-8bb3-4e00-8c23-a032dfed{s:04d}")
-
-
-def good(second: int, price: str = "35.79") -> str:
-    return GOOD.format(s=second, price=price)
-
-
-# (line, reject stage, reject reason); None means the line is a valid event.
-BAD_ROWS_CASES = [
-    (good(1), None, None),
-    (good(2).replace("2019-10-01 00:00:02 UTC", "2019-10-01 25:61:00 UTC"),
-     "parse", "unparsable_event_time"),
-    (good(3).replace("2019-10-01 00:00:03 UTC", "yesterday"), "parse", "unparsable_event_time"),
-    (good(4).replace("10040004", "10O4x"), "parse", "unparsable_product_id"),
-    (good(5, price="cheap"), "parse", "unparsable_price"),
-    (good(6).replace("5412", "user-"), "parse", "unparsable_user_id"),
-    (good(7).rsplit(",", 1)[0], "parse", "wrong_column_count"),
-    (good(8) + ",extra", "parse", "wrong_column_count"),
-    (good(9).replace(",view,", ",remove_from_cart,"), None, None),
-    (good(10).replace(",view,", ",wishlist,"), "validate", "unknown_event_type"),
-    (good(11).replace(",view,", ",,"), "validate", "missing_event_type"),
-    (good(12, price="-3.50"), "validate", "negative_price"),
-    (good(13, price="99999999.00"), "validate", "price_above_max_valid"),
-    (good(14, price=""), "validate", "missing_price"),
-    (good(15).replace("10040015", ""), "validate", "missing_product_id"),
-    (good(16).replace("541200016", ""), "validate", "missing_user_id"),
-    (good(17).rsplit(",", 1)[0] + ",", "validate", "missing_user_session"),
-    (good(18).replace("2019-10-01", "1970-01-01"), "validate", "event_time_before_min_valid"),
-    (good(19).replace("2019-10-01", "2999-01-01"), "validate", "event_time_in_future"),
-    (good(20, price="0.00"), None, None),
-    (good(21), None, None),
-    (good(21), "duplicate", None),
-    (good(21), "duplicate", None),
-]
+CATALOGUE = REPO / "tests/fixtures/bad_input"
+EXPECTED = yaml.safe_load((CATALOGUE / "expected.yml").read_text())
 
 
 def test_real_slice_is_fully_accounted_for(tmp_path: Path) -> None:
@@ -79,40 +44,49 @@ def test_real_slice_is_fully_accounted_for(tmp_path: Path) -> None:
                        "72d76fde-8bb3-4e00-8c23-a032dfed738c")
 
 
-def test_each_kind_of_bad_row_is_quarantined_with_its_reason(tmp_path: Path) -> None:
-    raw = tmp_path / "raw" / "bad_rows.csv"
-    raw.parent.mkdir()
-    raw.write_text("\n".join([HEADER] + [line for line, _, _ in BAD_ROWS_CASES]) + "\n")
+def test_bad_input_catalogue_rows_are_kept_counted_or_quarantined(tmp_path: Path) -> None:
+    """Every fixture in tests/fixtures/bad_input/rows, loaded together: per file, the
+    kept, duplicate and rejected lines (by reason, and by line where the reader rejects)
+    are as expected.yml says, and they add up to the lines counted from the bytes."""
     database = tmp_path / "wh.duckdb"
-    result = build_staging(database, raw)
+    result = build_staging(database, CATALOGUE / "rows" / "*")
     assert result.returncode == 0, result.stdout
 
-    expected_parse = {line_no: reason
-                      for line_no, (_, stage, reason) in enumerate(BAD_ROWS_CASES, start=2)
-                      if stage == "parse"}
-    actual_parse = dict(query(database, """
-        select source_line, reject_reason from stg_rees46__events_rejected
-        where reject_stage = 'parse'"""))
-    assert actual_parse == expected_parse
+    audit = {Path(f).name: (read, kept, dup, rej) for f, read, kept, dup, rej in query(
+        database, "select source_file, rows_read, rows_kept, rows_duplicate, rows_rejected"
+                  " from stg_rees46__load_audit")}
+    rejected: dict[str, dict[str, list]] = {}
+    for source_file, reason, line in query(database, """
+            select source_file, reject_reason, source_line
+            from stg_rees46__events_rejected order by source_line"""):
+        rejected.setdefault(Path(source_file).name, {}).setdefault(reason, []).append(line)
 
-    expected_validate = Counter(reason for _, stage, reason in BAD_ROWS_CASES
-                                if stage == "validate")
-    actual_validate = Counter(reason for (reason,) in query(database, """
-        select reject_reason from stg_rees46__events_rejected
-        where reject_stage = 'validate'"""))
-    assert actual_validate == expected_validate
+    assert len(EXPECTED["rows"]) >= 20
+    for name, expected in EXPECTED["rows"].items():
+        lines = count_data_lines(CATALOGUE / "rows" / name)
+        read, kept, duplicates, n_rejected = audit.get(name, (0, 0, 0, 0))
+        assert read == lines, name
+        assert kept == expected["kept"], name
+        assert duplicates == expected.get("duplicates", 0), name
+        assert kept + duplicates + n_rejected == lines, name
+        wanted = expected.get("rejected", {})
+        got = rejected.get(name, {})
+        assert set(got) == set(wanted), name
+        for reason, spec in wanted.items():
+            if isinstance(spec, list):  # reader rejections: exact line numbers
+                assert got[reason] == spec, (name, reason)
+            else:
+                assert len(got[reason]) == spec, (name, reason)
 
-    kept_expected = sum(1 for _, stage, _ in BAD_ROWS_CASES if stage is None)
-    duplicates_expected = sum(1 for _, stage, _ in BAD_ROWS_CASES if stage == "duplicate")
-    [(kept, duplicates)] = query(
-        database, "select count(*), sum(duplicate_count) from stg_rees46__events")
-    assert (kept, duplicates) == (kept_expected, duplicates_expected)
-    [(read, audit_kept, audit_dup, audit_rej)] = query(database, """
-        select rows_read, rows_kept, rows_duplicate, rows_rejected
-        from stg_rees46__load_audit""")
-    assert read == count_data_lines(raw) == len(BAD_ROWS_CASES)
-    assert (audit_kept, audit_dup) == (kept_expected, duplicates_expected)
-    assert audit_kept + audit_dup + audit_rej == read
+
+@pytest.mark.parametrize("name", sorted(EXPECTED["files"]))
+def test_bad_input_catalogue_unusable_files_stop_the_build(tmp_path: Path, name: str) -> None:
+    """An unusable file fails the build with a message naming the file and the problem."""
+    raw = tmp_path / name
+    shutil.copy(CATALOGUE / "files" / name, raw)
+    result = build_staging(tmp_path / "wh.duckdb", raw)
+    assert result.returncode != 0
+    assert name in result.stdout and EXPECTED["files"][name] in result.stdout
 
 
 def test_redelivered_file_adds_nothing(tmp_path: Path) -> None:
@@ -133,20 +107,6 @@ def test_redelivered_file_adds_nothing(tmp_path: Path) -> None:
     assert single_kept + audit["2019-Nov-a.csv"][1] == 683
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "is empty"),
-    (b"2019-10-01 00:00:00 UTC,view,1,2,,,1.00,3,abc\n", "does not start with the REES46 header"),
-    (b"time,type,product,category,code,brand,price,user,session\n", "does not start with the REES46 header"),
-])
-def test_unusable_file_stops_the_build_naming_it(tmp_path: Path, content: bytes,
-                                                message: str) -> None:
-    raw = tmp_path / "broken_file.csv"
-    raw.write_bytes(content)
-    result = build_staging(tmp_path / "wh.duckdb", raw)
-    assert result.returncode != 0
-    assert "broken_file.csv" in result.stdout and message in result.stdout
-
-
 def test_no_matching_files_is_a_clear_error(tmp_path: Path) -> None:
     result = build_staging(tmp_path / "wh.duckdb", tmp_path / "nothing-here" / "*.csv")
     assert result.returncode != 0
@@ -164,8 +124,8 @@ def test_incremental_loads_equal_a_full_refresh(tmp_path: Path) -> None:
     batches = {
         "2019-11-01-a.csv": "\n".join(lines[:400]) + "\n",
         "2019-11-01-b.csv": "\n".join([lines[0]] + lines[300:]) + "\n",  # overlaps a
-        "2019-11-01-c.csv": "\n".join([HEADER] + [line for line, stage, _ in BAD_ROWS_CASES
-                                                  if stage != "duplicate"]) + "\n",
+        "2019-11-01-c.csv": (CATALOGUE / "rows/unparsable_timestamp.csv").read_text()
+        + (CATALOGUE / "rows/unknown_event_type.csv").read_text().split("\n", 1)[1],
         "2019-11-01-d.csv": november.read_text(),  # a re-delivery of everything
     }
     for name, content in batches.items():
