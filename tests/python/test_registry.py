@@ -1,0 +1,54 @@
+"""ml.registry: the record every training run writes."""
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+
+from sklearn.linear_model import LogisticRegression
+
+from ml.registry import Metric, TrainingRun, Window, load_model
+
+
+def make_run(model_auc: float, baseline_auc: float) -> TrainingRun:
+    model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+    return TrainingRun(
+        model_name="churn",
+        train_window=Window(date(2019, 10, 1), date(2019, 11, 1)),
+        label_window=Window(date(2019, 11, 1), date(2019, 12, 1)),
+        n_train=100, n_test=50, params={"max_depth": 4, "seed": 7},
+        metrics=[
+            Metric("pr_auc", model_auc, "recency_rule", baseline_auc, is_primary=True),
+            Metric("brier", 0.10, "recency_rule", 0.20, higher_is_better=False),
+        ],
+        feature_importance={"recency_days": 0.7, "frequency": 0.3},
+        model=model,
+    )
+
+
+def test_record_holds_windows_metrics_importance_and_a_loadable_model() -> None:
+    frame = make_run(0.8, 0.6).to_frame(trained_at=datetime(2019, 12, 1, 3, 0))
+    assert len(frame) == 1
+    row = frame.iloc[0]
+    assert row["model_name"] == "churn"
+    assert str(row["train_end"].date()) == "2019-11-01"
+    assert (row["n_train"], row["n_test"]) == (100, 50)
+    metrics = {m["metric"]: m for m in json.loads(row["metrics_json"])}
+    assert metrics["pr_auc"]["beats_baseline"] is True
+    assert metrics["brier"]["beats_baseline"] is True  # lower is better
+    importance = json.loads(row["feature_importance_json"])
+    assert [f["feature"] for f in importance] == ["recency_days", "frequency"]
+    assert "scikit-learn" in json.loads(row["library_versions_json"])
+    assert not row["is_below_baseline"]
+    model = load_model(row["model_artifact"])
+    assert list(model.predict([[0.0], [3.0]])) == [0, 1]
+
+
+def test_guardrail_flags_a_primary_metric_below_its_baseline() -> None:
+    assert make_run(0.55, 0.60).is_below_baseline()
+    assert not make_run(0.60, 0.60).is_below_baseline()
+
+
+def test_run_id_differs_between_runs_and_is_stable_for_one() -> None:
+    run = make_run(0.8, 0.6)
+    first, second = datetime(2019, 12, 1), datetime(2019, 12, 2)
+    assert run.run_id(first) == run.run_id(first) != run.run_id(second)
