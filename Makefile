@@ -6,10 +6,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-# The demo dataset: about 2M REES46-shaped events over Oct-Nov 2019, one csv.gz per month.
+# The demo dataset: about 2M REES46-shaped events over Oct-Dec 2019, one csv.gz per month.
 DEMO_EVENTS ?= 2000000
 DEMO_START ?= 2019-10-01
-DEMO_DAYS ?= 61
+DEMO_DAYS ?= 92
 DEMO_SEED ?= 42
 DATA_DIR ?= data/synth
 
