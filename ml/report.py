@@ -12,38 +12,69 @@ import duckdb
 
 DEFAULT_DATABASE = "warehouse/ecommerce.duckdb"
 
-HEADLINE_SQL = """
-with events as (
-    select * from stg_rees46__events
-),
-audit as (
-    select sum(rows_read) as rows_read, sum(rows_duplicate) as rows_duplicate,
-           sum(rows_rejected) as rows_rejected, count(*) as files
-    from stg_rees46__load_audit
-)
+LOAD_SQL = """
 select
-    audit.files,
-    audit.rows_read,
-    count(*) as events_kept,
-    audit.rows_duplicate,
-    audit.rows_rejected,
-    min(events.event_at) as first_event_at,
-    max(events.event_at) as last_event_at,
-    count(distinct events.user_id) as users,
-    count(distinct events.user_id) filter (where events.event_type = 'purchase') as buyers,
-    count(*) filter (where events.event_type = 'purchase') as purchases,
-    sum(events.price) filter (where events.event_type = 'purchase') as revenue
-from events
-cross join audit
-group by all
+    count(*) as files,
+    sum(rows_read) as rows_read,
+    sum(rows_kept) as events_kept,
+    sum(rows_duplicate) as rows_duplicate,
+    sum(rows_rejected) as rows_rejected
+from stg_rees46__load_audit
+"""
+
+SALES_SQL = """
+select
+    min(session_started_at) as first_event_at,
+    max(session_ended_at) as last_event_at,
+    count(*) as sessions,
+    count(distinct user_id) as visitors,
+    avg(case when has_purchase then 1.0 else 0.0 end) as session_conversion_rate,
+    avg(case when is_cart_abandoned then 1.0 else 0.0 end)
+        filter (where has_cart) as cart_abandonment_rate,
+    sum(purchases) as purchases,
+    sum(revenue) as revenue
+from fct_sessions
+"""
+
+CUSTOMERS_SQL = """
+select
+    count(*) filter (where is_buyer) as buyers,
+    sum(lifetime_revenue) / nullif(sum(lifetime_orders), 0) as average_order_value
+from dim_customers
+"""
+
+SPIKES_SQL = "select trend_date, revenue from fct_daily_trends where is_revenue_spike order by 1"
+
+TOP_CATEGORY_SQL = """
+select coalesce(category_l1, 'unknown') as category_l1, sum(revenue_share) as share
+from fct_category_performance
+group by 1
+order by 2 desc
+limit 1
+"""
+
+SEGMENTS_SQL = """
+select segment, count(*) as customers
+from fct_customer_rfm
+group by 1
+order by 2 desc
+limit 3
 """
 
 
 def headline(database: Path) -> dict[str, object]:
     """The headline figures as a dict, read from the warehouse at `database`."""
     with duckdb.connect(str(database), read_only=True) as con:
-        relation = con.sql(HEADLINE_SQL)
-        return dict(zip(relation.columns, relation.fetchall()[0]))
+        def one(sql: str) -> dict[str, object]:
+            relation = con.sql(sql)
+            return dict(zip(relation.columns, relation.fetchall()[0]))
+
+        return {
+            **one(LOAD_SQL), **one(SALES_SQL), **one(CUSTOMERS_SQL),
+            "spike_days": con.sql(SPIKES_SQL).fetchall(),
+            "top_category": con.sql(TOP_CATEGORY_SQL).fetchall()[0],
+            "top_segments": con.sql(SEGMENTS_SQL).fetchall(),
+        }
 
 
 def format_headline(database: Path, figures: dict[str, object]) -> str:
@@ -51,15 +82,24 @@ def format_headline(database: Path, figures: dict[str, object]) -> str:
     def n(key: str) -> str:
         return f"{figures[key]:,}"
 
+    category, share = figures["top_category"]
+    spikes = ", ".join(str(day) for day, _ in figures["spike_days"]) or "none"
+    segments = ", ".join(f"{name} {count:,}" for name, count in figures["top_segments"])
     return "\n".join([
         f"Warehouse: {database.resolve()}",
-        f"  raw lines read     {n('rows_read')} from {figures['files']} file(s)",
-        f"  events kept        {n('events_kept')}  "
-        f"(duplicates {n('rows_duplicate')}, rejected {n('rows_rejected')})",
-        f"  period             {figures['first_event_at']} .. {figures['last_event_at']} UTC",
-        f"  users / buyers     {n('users')} / {n('buyers')}",
-        f"  purchases          {n('purchases')}",
-        f"  revenue            ${figures['revenue']:,.2f}",
+        f"  raw lines read        {n('rows_read')} from {figures['files']} file(s)",
+        f"  events kept           {n('events_kept')} "
+        f"(duplicates {n('rows_duplicate')}, quarantined {n('rows_rejected')})",
+        f"  period                {figures['first_event_at']} .. {figures['last_event_at']} UTC",
+        f"  sessions / visitors   {n('sessions')} / {n('visitors')}",
+        f"  session conversion    {figures['session_conversion_rate']:.2%} "
+        f"(cart abandonment {figures['cart_abandonment_rate']:.1%})",
+        f"  purchases / buyers    {n('purchases')} / {n('buyers')}",
+        f"  revenue               ${figures['revenue']:,.2f} "
+        f"(AOV ${figures['average_order_value']:,.2f})",
+        f"  top category          {category} ({share:.1%} of revenue)",
+        f"  sale-spike days       {spikes}",
+        f"  largest RFM segments  {segments}",
     ])
 
 

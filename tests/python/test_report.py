@@ -1,0 +1,22 @@
+"""`python -m ml.report`: the headline figures printed at the end of `make demo`."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ml.report import format_headline, headline
+
+
+def test_headline_matches_the_generators_truth(synth_warehouse) -> None:
+    figures = headline(synth_warehouse.database)
+    totals = synth_warehouse.dataset.manifest["totals"]
+    assert figures["rows_read"] == totals["rows"]
+    assert figures["rows_duplicate"] == totals["exact_duplicate_rows"]
+    assert figures["rows_rejected"] == 0
+    assert figures["buyers"] == totals["buyers"]
+    assert figures["purchases"] == totals["purchases_dedup"]
+    assert figures["revenue"] == Decimal(str(totals["revenue_dedup"]))
+    # Sessions: the generator's visits, plus one per planted inactivity gap over 30 min.
+    assert figures["sessions"] == (totals["true_sessions"]
+                                   + totals["sessions_with_gap_over_30min"])
+    text = format_headline(synth_warehouse.database, figures)
+    assert str(synth_warehouse.database.name) in text and "revenue" in text
