@@ -1,0 +1,242 @@
+"""Orchestration: catalog -> prices -> population and session skeleton -> day by day events
+-> files, then truth and manifest.
+
+Memory stays bounded: only the skeleton (a few dozen bytes per session) lives for the whole
+run; events exist one day at a time (plus the rows of sessions running past midnight).
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ml.synth.catalog import make_catalog
+from ml.synth.config import GENERATOR_VERSION, SynthConfig
+from ml.synth.events import EVENT_TYPES, PURCHASE, Events, materialize_day
+from ml.synth.population import ACTOR_NAMES
+from ml.synth.prices import make_prices
+from ml.synth.skeleton import build_skeleton, session_conversion, stable_order
+from ml.synth.timeline import DAY, make_timeline
+from ml.synth.truth import write_manifest, write_truth
+from ml.synth.writer import CsvFormatter, EventSink
+
+PILOT_MAX_USERS = 150_000
+
+
+def _streams(seed: int) -> dict[str, np.random.Generator]:
+    names = ("catalog", "prices", "pilot", "skeleton")
+    return {n: np.random.default_rng(np.random.SeedSequence([seed, i]))
+            for i, n in enumerate(names)}
+
+
+def _day_rng(seed: int, day: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, 1000, day]))
+
+
+def uuid_key(seed: int) -> int:
+    """Key of the session-id hash for `seed`."""
+    return int(np.random.SeedSequence([seed, 99]).generate_state(1, np.uint64)[0])
+
+
+def estimate_users(cfg: SynthConfig, tl, cat, prices, rng: np.random.Generator) -> int:
+    """Humans to draw so that the run has about `cfg.n_events` rows: a pilot skeleton of
+    up to 150k users measures rows per drawn user for this window."""
+    guess = max(20_000, int(cfg.n_events / (0.42 * cfg.days)))
+    n_pilot = min(PILOT_MAX_USERS, guess)
+    _, sk = build_skeleton(cfg, tl, cat, prices, n_pilot, rng)
+    per_user = sk.rows() / n_pilot
+    return max(1000, int(round(cfg.n_events / per_user)))
+
+
+class Totals:
+    """Exact counts of what was written, accumulated chunk by chunk."""
+
+    def __init__(self, n_users: int, days: int) -> None:
+        self.rows = 0
+        self.by_type = np.zeros(3, dtype=np.int64)
+        self.dup_rows = 0
+        self.dup_by_type = np.zeros(3, dtype=np.int64)
+        self.purchases_dedup = 0
+        self.revenue_cents = 0
+        self.price_zero_rows = 0
+        self.custom_price_rows = 0
+        self.user_rows = np.zeros(n_users, dtype=np.int64)
+        self.user_purchases = np.zeros(n_users, dtype=np.int64)
+        self.day_purchases = np.zeros(days, dtype=np.int64)
+        self.day_rows = np.zeros(days, dtype=np.int64)
+        self.sessions = 0
+        self.gap_sessions = 0
+        self.long_sessions = 0
+        self.truncated_rows = 0
+
+    def add_rows(self, ev: Events, day: int, sess_user: np.ndarray) -> None:
+        self.rows += len(ev)
+        self.day_rows[day] += len(ev)
+        self.by_type += np.bincount(ev.etype, minlength=3)
+        self.dup_rows += int(ev.dup.sum())
+        self.dup_by_type += np.bincount(ev.etype[ev.dup], minlength=3)
+        buy = (ev.etype == PURCHASE) & ~ev.dup
+        self.purchases_dedup += int(buy.sum())
+        self.day_purchases[day] += int((ev.etype == PURCHASE).sum())
+        self.revenue_cents += int(ev.cents[buy].sum())
+        self.price_zero_rows += int((ev.cents == 0).sum())
+        self.custom_price_rows += int((ev.run < 0).sum())
+        users = sess_user[ev.sess]
+        self.user_rows += np.bincount(users, minlength=len(self.user_rows))
+        self.user_purchases += np.bincount(users[buy], minlength=len(self.user_rows))
+
+    def add_sessions(self, stats) -> None:
+        present = stats.rows > 0
+        self.sessions += int(present.sum())
+        self.gap_sessions += int((present & (stats.max_gap > 1800)).sum())
+        self.long_sessions += int((present & (stats.last - stats.first > DAY)).sum())
+        self.truncated_rows += int(stats.truncated.sum())
+
+
+def _prepare_out(out: Path) -> tuple[Path, Path]:
+    """Empty `<out>/events` and `<out>/truth` so a glob never mixes runs."""
+    ev_dir, tr_dir = out / "events", out / "truth"
+    for d in (ev_dir, tr_dir):
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+    return ev_dir, tr_dir
+
+
+def run(cfg: SynthConfig, out: str | Path, quiet: bool = False) -> dict:
+    """Generate the data set described by `cfg` into `out`; return the manifest dict.
+
+    Contract: deterministic for `cfg` (same files, byte for byte); `<out>/events` and
+    `<out>/truth` are replaced.
+    """
+    t_start = time.perf_counter()
+    out = Path(out)
+    rng = _streams(cfg.seed)
+    tl = make_timeline(cfg)
+    cat = make_catalog(cfg, rng["catalog"])
+    prices = make_prices(cfg, cat, tl, rng["prices"])
+    n_users = estimate_users(cfg, tl, cat, prices, rng["pilot"])
+    pop, sk = build_skeleton(cfg, tl, cat, prices, n_users, rng["skeleton"],
+                             exact_rows=cfg.n_events)
+    ev_dir, tr_dir = _prepare_out(out)
+    key = uuid_key(cfg.seed)
+    totals = Totals(len(pop), cfg.days)
+    pool = ThreadPoolExecutor(max_workers=max(1, cfg.workers))
+    formatter = None
+    if cfg.fmt != "parquet":
+        formatter = CsvFormatter(cat, prices, pop.user_id, sk.user, sk.uuid_src, key,
+                                 tl.start_epoch)
+    sink = EventSink(ev_dir, cfg.fmt, cfg.split, tl, cat, formatter, pop.user_id, sk.user,
+                     sk.uuid_src, key, pool, cfg.gzip_level)
+    carry = Events.empty()
+    bar = tqdm(total=cfg.n_events, unit="ev", unit_scale=True, disable=quiet, file=sys.stderr,
+               desc="synth", smoothing=0.1)
+    try:
+        for day in range(cfg.days):
+            ev, stats = materialize_day(day, cfg, tl, cat, prices, pop, sk, _day_rng(cfg.seed, day))
+            totals.add_sessions(stats)
+            ev = Events.concat([carry, ev])
+            order = stable_order(ev.t - day * DAY + DAY)
+            ev = ev.take(order)
+            cut = int(np.searchsorted(ev.t, (day + 1) * DAY))
+            carry = ev.take(np.arange(cut, len(ev)))
+            ev = ev.take(np.arange(cut))
+            a_table = formatter.day_table(day, tl.day_label(day)) if formatter else None
+            sink.write(day, ev, a_table)
+            totals.add_rows(ev, day, sk.user)
+            bar.update(len(ev))
+        if len(carry):
+            raise RuntimeError("events left after the window end")
+        files = sink.close()
+    finally:
+        pool.shutdown(wait=True)
+        bar.close()
+    truth_rows = write_truth(tr_dir, tl, cat, prices, pop, sk, totals.user_rows,
+                             totals.user_purchases)
+    manifest = _manifest(cfg, tl, cat, pop, sk, totals, files, truth_rows, n_users)
+    write_manifest(tr_dir, manifest)
+    elapsed = time.perf_counter() - t_start
+    # Timing is returned, never written: the truth files must be identical across runs.
+    return {**manifest, "run": {"elapsed_seconds": round(elapsed, 2),
+                                "events_per_second": round(totals.rows / elapsed),
+                                "events_dir": str(ev_dir), "truth_dir": str(tr_dir)}}
+
+
+def summary_line(result: dict) -> str:
+    """One-line summary of a `run` result for the terminal."""
+    t, r = result["totals"], result["run"]
+    return (f"synth: {t['rows']:,} events, {t['users']:,} users, {len(result['files'])} "
+            f"file(s) in {r['events_dir']}, {r['elapsed_seconds']:.1f} s "
+            f"({r['events_per_second']:,} events/s)")
+
+
+def _manifest(cfg, tl, cat, pop, sk, totals: Totals, files, truth_rows, n_users):
+    seen = totals.user_rows > 0
+    buyers = totals.user_purchases > 0
+    actor_counts = np.bincount(pop.actor[seen], minlength=len(ACTOR_NAMES))
+    params = asdict(cfg)
+    params.pop("extra", None)
+    params["start"] = cfg.start.isoformat()
+    params["sale_days"] = [d.isoformat() for d in cfg.sale_days]
+    params["sale_days_in_window"] = [tl.day_label(d) for d in tl.sale_days]
+    return {
+        "generator": "ml.synth",
+        "generator_version": GENERATOR_VERSION,
+        "created_with": {"events": cfg.n_events, "start": cfg.start.isoformat(),
+                         "days": cfg.days, "seed": cfg.seed, "format": cfg.fmt,
+                         "split": cfg.split},
+        "parameters": params,
+        "files": [{"path": str(Path(f["path"]).name), "rows": f["rows"]} for f in files],
+        "truth_files": truth_rows,
+        "totals": {
+            "rows": totals.rows,
+            "rows_by_event_type": dict(zip(EVENT_TYPES, map(int, totals.by_type))),
+            "exact_duplicate_rows": totals.dup_rows,
+            "exact_duplicate_rows_by_event_type": dict(zip(EVENT_TYPES,
+                                                           map(int, totals.dup_by_type))),
+            "users": int(seen.sum()),
+            "users_by_actor_type": dict(zip(ACTOR_NAMES, map(int, actor_counts))),
+            "buyers": int(buyers.sum()),
+            "purchases_dedup": totals.purchases_dedup,
+            "revenue_dedup": round(totals.revenue_cents / 100.0, 2),
+            "true_sessions": totals.sessions,
+            "shared_session_ids": int(sk.n_shared),
+            "sessions_with_gap_over_30min": totals.gap_sessions,
+            "sessions_spanning_over_24h": totals.long_sessions,
+            "price_zero_rows": totals.price_zero_rows,
+            "price_anomaly_rows": totals.custom_price_rows,
+            "truncated_rows": totals.truncated_rows,
+            "products_in_catalog": int(cat.n_products),
+            "purchases_by_day": {tl.day_label(d): int(v)
+                                 for d, v in enumerate(totals.day_purchases)},
+        },
+        "truth_model": {
+            "bgnbd": {"r": cfg.bgnbd_r, "alpha": cfg.bgnbd_alpha, "a": cfg.bgnbd_a,
+                      "b": cfg.bgnbd_b, "time_unit": "ordinary day",
+                      "note": "lambda ~ Gamma(r, rate alpha) transactions per day at base "
+                              "prices; p ~ Beta(a, b) dropout after each transaction"},
+            "browse_rate": {"shape": cfg.browse_r, "rate": cfg.browse_alpha},
+            "intent_session_conversion_at_base_price": session_conversion(cfg),
+            "target_conversion_c0": cfg.target_conversion,
+            "elasticity_by_category_l1": dict(zip(cat.l1_names, map(float, cat.elasticity))),
+            "null_category_l1_key": "unknown",
+            "users_drawn": int(n_users),
+            "definitions": {
+                "true_sessions": "distinct (user_id, user_session) pairs written; one per "
+                                 "visit the process generated (pauses never split a visit)",
+                "sessions_with_gap_over_30min": "true sessions whose consecutive distinct "
+                                                "rows are more than 1800 s apart somewhere",
+                "sessions_spanning_over_24h": "true sessions with last - first row > 86400 s",
+                "purchases_dedup": "purchase rows after removing exact duplicate rows",
+                "revenue_dedup": "sum of price over purchase rows after removing exact "
+                                 "duplicates",
+                "buyers": "users with at least one purchase row",
+            },
+        },
+    }

@@ -1,0 +1,421 @@
+"""Write event rows exactly like the real REES46 files (CSV, gzip CSV) or as Parquet.
+
+CSV rows are assembled without a per-row formatter. Every row is the concatenation of three
+pre-formatted pieces:
+  A  "2019-11-01 00:00:00 UTC,view,"                      one per (second of the day, type)
+  B  "1004237,2053013555631882655,electronics.smartphone,apple,1081.98,"   one per price run
+  C  "535871217,c6bd7419-2748-4c56-95b4-8cec9ff8b80d\\n"  one per session
+An Arrow binary_view array points at the three pieces of every row and one cast to binary
+gathers them into the file body (C++ speed). gzip is written pigz-style: blocks compressed
+in parallel threads, each primed with the previous 32 KiB as dictionary, joined into one
+standard single-member gzip stream; the bytes depend only on the data, so runs are
+reproducible.
+
+Parquet: event_time TIMESTAMP WITH TIME ZONE (UTC, microseconds), product_id, category_id,
+user_id BIGINT, price DOUBLE, the other columns VARCHAR (nullable category_code, brand).
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ml.synth.catalog import Catalog
+from ml.synth.events import EVENT_TYPES, Events
+from ml.synth.prices import Prices
+from ml.synth.timeline import DAY, Timeline
+
+HEADER = b"event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+GZIP_BLOCK = 4 << 20
+MAX_ROWS_PER_CAST = 4_000_000  # binary offsets are int32: keep a cast well under 2 GiB
+
+PARQUET_SCHEMA = pa.schema([
+    ("event_time", pa.timestamp("us", tz="UTC")),
+    ("event_type", pa.dictionary(pa.int8(), pa.string())),
+    ("product_id", pa.int64()),
+    ("category_id", pa.int64()),
+    ("category_code", pa.dictionary(pa.int32(), pa.string())),
+    ("brand", pa.dictionary(pa.int32(), pa.string())),
+    ("price", pa.float64()),
+    ("user_id", pa.int64()),
+    ("user_session", pa.string()),
+])
+
+
+# ---------------------------------------------------------------------------------------
+# fixed-width ASCII helpers
+
+
+def digits(values: np.ndarray, width: int) -> np.ndarray:
+    """(n, width) uint8 ASCII of non-negative integers, zero-padded on the left."""
+    v = np.asarray(values, dtype=np.int64).copy()
+    out = np.empty((len(v), width), dtype=np.uint8)
+    for j in range(width - 1, -1, -1):
+        out[:, j] = 48 + v % 10
+        v //= 10
+    return out
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    z = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def session_uuids(src: np.ndarray, key: int) -> np.ndarray:
+    """(n, 36) uint8: a UUID-v4-looking id per session, a pure function of (key, src)."""
+    s = np.asarray(src, dtype=np.uint64) * np.uint64(2)
+    k = np.uint64(key & 0xFFFFFFFFFFFFFFFF)
+    words = np.empty((len(s), 2), dtype=">u8")  # big-endian: bytes in reading order
+    words[:, 0] = _splitmix64(s ^ k)
+    words[:, 1] = _splitmix64((s + np.uint64(1)) ^ k)
+    b = words.view(np.uint8).reshape(len(s), 16)
+    nib = np.empty((len(s), 32), dtype=np.uint8)
+    nib[:, 0::2] = b >> 4
+    nib[:, 1::2] = b & 15
+    nib[:, 12] = 4  # version 4
+    nib[:, 16] = 8 | (nib[:, 16] & 3)  # RFC 4122 variant
+    out = np.full((len(s), 36), ord("-"), dtype=np.uint8)
+    out[:, _UUID_COLS] = HEX[nib]
+    return out
+
+
+_UUID_COLS = np.array([c for c in range(36) if c not in (8, 13, 18, 23)])
+
+
+# ---------------------------------------------------------------------------------------
+# CSV body assembly
+
+
+class _Table:
+    """Packed byte strings plus the binary_view template (length, prefix, buffer, offset)."""
+
+    def __init__(self, data: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
+                 buffer_index: int) -> None:
+        self.data = data if len(data) >= 4 else np.zeros(4, dtype=np.uint8)
+        n = len(offsets)
+        t = np.empty((n, 4), dtype=np.int32)
+        t[:, 0] = lengths
+        if n:
+            pref = self.data[offsets[:, None] + np.arange(4)]
+            t[:, 1] = np.ascontiguousarray(pref).view(np.int32).ravel()
+        t[:, 2] = buffer_index
+        t[:, 3] = offsets
+        # one 16-byte view descriptor per entry, viewed as complex128 so that gathering
+        # descriptors is a plain 16-byte copy (numpy's fast path); bits are not touched
+        self.template = t.view(np.complex128).ravel()
+
+    @staticmethod
+    def from_arrow(arr: pa.Array, buffer_index: int) -> "_Table":
+        """From a non-null string/binary array: its data buffer and offsets."""
+        n = len(arr)
+        offs = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=arr.offset + n + 1)
+        offs = offs[arr.offset:].astype(np.int64)
+        data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+        return _Table(data, offs[:-1], np.diff(offs), buffer_index)
+
+    @staticmethod
+    def fixed(rows: np.ndarray, buffer_index: int) -> "_Table":
+        n, w = rows.shape
+        return _Table(np.ascontiguousarray(rows).ravel(), np.arange(n, dtype=np.int64) * w,
+                      np.full(n, w), buffer_index)
+
+
+def product_prefixes(cat: Catalog) -> pa.Array:
+    """Per product "product_id,category_id,category_code,brand," (empty fields for nulls)."""
+    codes = pa.array(list(cat.cat_code), pa.string())
+    brands = pa.array(list(cat.brand_names), pa.string())
+    code = codes.take(pa.array(cat.product_cat))
+    brand = brands.take(pa.array(cat.product_brand, mask=cat.product_brand < 0))
+    return pc.binary_join_element_wise(
+        pa.array(cat.product_id).cast(pa.string()),
+        pa.array(cat.cat_id[cat.product_cat]).cast(pa.string()), code, brand, pa.scalar(""),
+        ",", null_handling="replace", null_replacement="")
+
+
+_CENTS = pa.array([f"{i:02d}" for i in range(100)], pa.string())
+
+
+def price_fields(prefix: pa.Array, cents: np.ndarray) -> pa.Array:
+    """prefix + price with two decimals (as the real files: 1081.98, 33.20, 0.00) + ","."""
+    cents = np.asarray(cents, dtype=np.int64)
+    return pc.binary_join_element_wise(
+        prefix, pa.array(cents // 100).cast(pa.string()), pa.scalar("."),
+        _CENTS.take(pa.array(cents % 100)), pa.scalar(","), "")
+
+
+class CsvFormatter:
+    """Builds CSV bodies of event chunks (see module docstring)."""
+
+    def __init__(self, cat: Catalog, prices: Prices, user_id: np.ndarray, sess_user: np.ndarray,
+                 uuid_src: np.ndarray, uuid_key: int, start_epoch: int) -> None:
+        self.cat = cat
+        self.user_id = user_id
+        self.sess_user = sess_user
+        self.uuid_src = uuid_src
+        self.uuid_key = uuid_key
+        self.start_epoch = start_epoch
+        self.prefix = product_prefixes(cat)
+        self._day_block = None
+        runs = price_fields(self.prefix.take(pa.array(prices.run_product)), prices.run_shown)
+        self.runs = _Table.from_arrow(runs, 1)
+
+    def day_table(self, day: int, label: str) -> _Table:
+        """A-pieces of one day: entry 3 * second + type. Built once; for each day only the
+        date bytes are rewritten (the view descriptors stay valid within a year, whose
+        first four bytes are the descriptors' prefix)."""
+        if self._day_block is None or self._day_year != label[:4]:
+            block, offsets, lengths, self._date_cols = self._day_template()
+            self._write_date(block, label)
+            self._day_block = block
+            self._day_year = label[:4]
+            self._day_table = _Table(block.ravel(), offsets, lengths, 0)
+        else:
+            self._write_date(self._day_block, label)
+        return self._day_table
+
+    def _write_date(self, block: np.ndarray, label: str) -> None:
+        date = np.frombuffer(label.encode(), dtype=np.uint8)
+        block[:, self._date_cols] = np.tile(date, len(self._date_cols) // len(date))
+
+    @staticmethod
+    def _day_template() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        sec = np.arange(DAY)
+        hms = np.empty((DAY, 8), dtype=np.uint8)
+        hms[:, 0:2] = digits(sec // 3600, 2)
+        hms[:, 2] = ord(":")
+        hms[:, 3:5] = digits(sec // 60 % 60, 2)
+        hms[:, 5] = ord(":")
+        hms[:, 6:8] = digits(sec % 60, 2)
+        tail = np.frombuffer(b" UTC,", dtype=np.uint8)
+        pieces = [np.frombuffer(t.encode() + b",", dtype=np.uint8) for t in EVENT_TYPES]
+        lens = np.array([24 + len(p) for p in pieces])
+        stride = int(lens.sum())
+        block = np.empty((DAY, stride), dtype=np.uint8)
+        date_cols = []
+        off = 0
+        for p, n in zip(pieces, lens):
+            date_cols.extend(range(off, off + 10))
+            block[:, off + 10] = ord(" ")
+            block[:, off + 11:off + 19] = hms
+            block[:, off + 19:off + 24] = tail
+            block[:, off + 24:off + n] = p
+            off += int(n)
+        offsets = (np.arange(DAY)[:, None] * stride
+                   + np.concatenate([[0], np.cumsum(lens)[:-1]])[None, :]).ravel()
+        return block, offsets, np.tile(lens, DAY), np.array(date_cols)
+
+    def body(self, ev: Events, day: int, a_table: _Table) -> list[pa.Buffer]:
+        """CSV bytes of `ev` (rows of one day, in order) as a list of buffers."""
+        out = []
+        for lo in range(0, len(ev), MAX_ROWS_PER_CAST):
+            part = ev.take(np.arange(lo, min(lo + MAX_ROWS_PER_CAST, len(ev))))
+            out.append(self._body(part, day, a_table))
+        return out
+
+    def _body(self, ev: Events, day: int, a_table: _Table) -> pa.Buffer:
+        n = len(ev)
+        sess, inv = dense_codes(ev.sess)
+        c_rows = np.empty((len(sess), 47), dtype=np.uint8)
+        c_rows[:, :9] = digits(self.user_id[self.sess_user[sess]], 9)
+        c_rows[:, 9] = ord(",")
+        c_rows[:, 10:46] = session_uuids(self.uuid_src[sess], self.uuid_key)
+        c_rows[:, 46] = ord("\n")
+        c_table = _Table.fixed(c_rows, 3)
+        custom = np.nonzero(ev.run < 0)[0]
+        x_table = _Table.from_arrow(
+            price_fields(self.prefix.take(pa.array(ev.prod[custom])), ev.cents[custom]), 2)
+        views = np.empty((n, 3), dtype=np.complex128)
+        views[:, 0] = a_table.template[(ev.t - day * DAY) * 3 + ev.etype]
+        views[:, 1] = self.runs.template[np.maximum(ev.run, 0)]
+        if len(custom):
+            views[custom, 1] = x_table.template
+        views[:, 2] = c_table.template[inv]
+        arr = pa.Array.from_buffers(
+            pa.binary_view(), 3 * n,
+            [None, pa.py_buffer(views), pa.py_buffer(a_table.data), pa.py_buffer(self.runs.data),
+             pa.py_buffer(x_table.data), pa.py_buffer(c_table.data)])
+        flat = arr.cast(pa.binary())
+        offs = np.frombuffer(flat.buffers()[1], dtype=np.int32, count=3 * n + 1)
+        return flat.buffers()[2].slice(int(offs[0]), int(offs[-1] - offs[0]))
+
+
+def dense_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, index of each value among them) for integers spanning a
+    modest range; like np.unique(return_inverse=True) without sorting."""
+    if len(values) == 0:
+        return values.copy(), np.empty(0, dtype=np.int64)
+    lo = int(values.min())
+    span = int(values.max()) - lo + 1
+    mark = np.zeros(span, dtype=bool)
+    mark[values - lo] = True
+    code = np.cumsum(mark) - 1
+    return np.nonzero(mark)[0] + lo, code[values - lo]
+
+
+# ---------------------------------------------------------------------------------------
+# gzip
+
+
+def _deflate(data: memoryview, zdict: bytes, level: int) -> bytes:
+    if zdict:
+        c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
+    else:
+        c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY)
+    return c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+
+
+class ParallelGzipFile:
+    """Single-member gzip file written from blocks deflated in a thread pool (pigz-style).
+
+    Deterministic: output bytes depend only on the data, block size and level.
+    """
+
+    def __init__(self, path: Path, pool: ThreadPoolExecutor, level: int = 1,
+                 max_pending: int = 6) -> None:
+        self.f = open(path, "wb")
+        self.f.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")  # mtime 0, OS unknown
+        self.pool = pool
+        self.level = level
+        self.max_pending = max_pending
+        self.pending: deque[Future] = deque()
+        self.crc = 0
+        self.size = 0
+        self.tail = b""
+
+    def write(self, data) -> None:
+        mv = memoryview(data)
+        for lo in range(0, len(mv), GZIP_BLOCK):
+            block = mv[lo:lo + GZIP_BLOCK]
+            self.pending.append(self.pool.submit(_deflate, block, self.tail, self.level))
+            self.crc = zlib.crc32(block, self.crc)
+            self.size += len(block)
+            self.tail = (self.tail + bytes(block[-32768:]))[-32768:]
+            while len(self.pending) > self.max_pending:
+                self.f.write(self.pending.popleft().result())
+
+    def close(self) -> None:
+        while self.pending:
+            self.f.write(self.pending.popleft().result())
+        self.f.write(zlib.compressobj(self.level, zlib.DEFLATED, -15).flush(zlib.Z_FINISH))
+        self.f.write(struct.pack("<II", self.crc & 0xFFFFFFFF, self.size & 0xFFFFFFFF))
+        self.f.close()
+
+
+class PlainFile:
+    def __init__(self, path: Path) -> None:
+        self.f = open(path, "wb")
+
+    def write(self, data) -> None:
+        self.f.write(memoryview(data))
+
+    def close(self) -> None:
+        self.f.close()
+
+
+# ---------------------------------------------------------------------------------------
+# sink
+
+
+def file_stem(tl: Timeline, day: int, split: str) -> str:
+    """`2019-Nov` for split=month, `2019-11-05` for split=day (the real files' naming)."""
+    if split == "day":
+        return tl.day_label(day)
+    y, m = tl.month_of_day(day)
+    return f"{y}-{MONTHS[m - 1]}"
+
+
+class EventSink:
+    """Writes day chunks into month or day files of the chosen format."""
+
+    def __init__(self, out: Path, fmt: str, split: str, tl: Timeline, cat: Catalog,
+                 formatter: CsvFormatter | None, user_id: np.ndarray, sess_user: np.ndarray,
+                 uuid_src: np.ndarray, uuid_key: int, pool: ThreadPoolExecutor,
+                 gzip_level: int = 1) -> None:
+        self.out, self.fmt, self.split, self.tl, self.cat = out, fmt, split, tl, cat
+        self.formatter = formatter
+        self.user_id, self.sess_user = user_id, sess_user
+        self.uuid_src, self.uuid_key = uuid_src, uuid_key
+        self.pool, self.gzip_level = pool, gzip_level
+        self.current: str | None = None
+        self.handle = None
+        self.files: list[dict] = []
+        if fmt == "parquet":
+            self._code_idx = np.array([-1 if c is None else i
+                                       for i, c in enumerate(cat.cat_code)], dtype=np.int32)
+            names = [c for c in cat.cat_code]
+            self._codes = pa.array([c if c is not None else "" for c in names], pa.string())
+
+    def _open(self, stem: str) -> None:
+        self.close_file()
+        path = self.out / f"{stem}.{self.fmt}"
+        if self.fmt == "csv.gz":
+            self.handle = ParallelGzipFile(path, self.pool, self.gzip_level)
+        elif self.fmt == "csv":
+            self.handle = PlainFile(path)
+        else:
+            self.handle = pq.ParquetWriter(path, PARQUET_SCHEMA, compression="zstd",
+                                           store_schema=False)
+        if self.fmt != "parquet":
+            self.handle.write(HEADER)
+        self.current = stem
+        self.files.append({"path": str(path), "rows": 0})
+
+    def close_file(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+    def write(self, day: int, ev: Events, a_table: _Table | None = None) -> None:
+        """Append the rows of `day` (sorted, all inside that day)."""
+        stem = file_stem(self.tl, day, self.split)
+        if stem != self.current:
+            self._open(stem)
+        if len(ev) == 0:
+            return
+        self.files[-1]["rows"] += len(ev)
+        if self.fmt == "parquet":
+            self.handle.write_table(self._arrow(ev), row_group_size=1 << 20)
+        else:
+            for buf in self.formatter.body(ev, day, a_table):
+                self.handle.write(buf)
+
+    def _arrow(self, ev: Events) -> pa.Table:
+        cat = self.cat
+        sess, inv = dense_codes(ev.sess)
+        uu = session_uuids(self.uuid_src[sess], self.uuid_key)[inv]
+        n = len(ev)
+        sess_arr = pa.StringArray.from_buffers(
+            n, pa.py_buffer(np.arange(0, 36 * (n + 1), 36, dtype=np.int32)),
+            pa.py_buffer(np.ascontiguousarray(uu)))
+        code = self._code_idx[cat.product_cat[ev.prod]]
+        brand = cat.product_brand[ev.prod]
+        cols = [
+            pa.array((ev.t + self.tl.start_epoch) * 1_000_000, pa.timestamp("us", tz="UTC")),
+            pa.DictionaryArray.from_arrays(pa.array(ev.etype, pa.int8()),
+                                           pa.array(EVENT_TYPES, pa.string())),
+            pa.array(cat.product_id[ev.prod], pa.int64()),
+            pa.array(cat.cat_id[cat.product_cat[ev.prod]], pa.int64()),
+            pa.DictionaryArray.from_arrays(pa.array(code, pa.int32(), mask=code < 0),
+                                           self._codes),
+            pa.DictionaryArray.from_arrays(pa.array(brand, pa.int32(), mask=brand < 0),
+                                           pa.array(cat.brand_names, pa.string())),
+            pa.array(ev.cents / 100.0, pa.float64()),
+            pa.array(self.user_id[self.sess_user[ev.sess]], pa.int64()),
+            sess_arr,
+        ]
+        return pa.Table.from_arrays(cols, schema=PARQUET_SCHEMA)
+
+    def close(self) -> list[dict]:
+        self.close_file()
+        return self.files
