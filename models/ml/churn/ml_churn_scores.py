@@ -1,0 +1,13 @@
+"""Scores every customer as of the last event date with the latest churn run."""
+from ml.churn import score_churn
+from ml.ltv import run_of, with_run
+from ml.registry import load_model
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    record = run_of(dbt.ref("ml_churn__training").df(), "churn")
+    snapshot = (dbt.ref("int_customer_features_snapshots")
+                .filter("snapshot_role = 'score'").df())
+    scores = score_churn(load_model(record["model_artifact"]), snapshot)
+    return with_run(scores, record)
