@@ -53,6 +53,26 @@ order by 2 desc
 limit 1
 """
 
+# The primary metric of each model's latest run, beside its baseline.
+MODELS_SQL = """
+with latest_runs as (
+    select run_id, model_name, label_start, label_end
+    from ml_model_runs
+    qualify row_number() over (partition by model_name order by trained_at desc) = 1
+)
+select
+    runs.model_name,
+    metrics.metric,
+    metrics.value,
+    metrics.baseline,
+    metrics.baseline_value,
+    metrics.beats_baseline
+from latest_runs as runs
+inner join ml_model_metrics as metrics on runs.run_id = metrics.run_id
+where metrics.is_primary
+order by 1, 2, 4
+"""
+
 SEGMENTS_SQL = """
 select segment, count(*) as customers
 from fct_customer_rfm
@@ -74,6 +94,7 @@ def headline(database: Path) -> dict[str, object]:
             "spike_days": con.sql(SPIKES_SQL).fetchall(),
             "top_category": con.sql(TOP_CATEGORY_SQL).fetchall()[0],
             "top_segments": con.sql(SEGMENTS_SQL).fetchall(),
+            "models": con.sql(MODELS_SQL).fetchall(),
         }
 
 
@@ -85,6 +106,11 @@ def format_headline(database: Path, figures: dict[str, object]) -> str:
     category, share = figures["top_category"]
     spikes = ", ".join(str(day) for day, _ in figures["spike_days"]) or "none"
     segments = ", ".join(f"{name} {count:,}" for name, count in figures["top_segments"])
+    models = [
+        f"    {name:<18} {metric:<16} {value:8.3f}   vs {baseline} {baseline_value:.3f}"
+        + ("" if beats else "   BELOW BASELINE")
+        for name, metric, value, baseline, baseline_value, beats in figures["models"]
+    ] or ["    (no model trained)"]
     return "\n".join([
         f"Warehouse: {database.resolve()}",
         f"  raw lines read        {n('rows_read')} from {figures['files']} file(s)",
@@ -100,6 +126,8 @@ def format_headline(database: Path, figures: dict[str, object]) -> str:
         f"  top category          {category} ({share:.1%} of revenue)",
         f"  sale-spike days       {spikes}",
         f"  largest RFM segments  {segments}",
+        "  models (primary metric of the latest run, vs its baseline):",
+        *models,
     ])
 
 
