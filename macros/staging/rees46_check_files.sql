@@ -27,10 +27,12 @@
                         "Raw file " ~ file ~ " lacks the REES46 columns " ~ missing | join(', ')) }}
                 {%- endif -%}
             {%- else -%}
+                {#- parallel = false: with preserve_insertion_order off (profiles.yml), a
+                    parallel scan's `limit 1` may return any line of a large file. -#}
                 {%- set first_line = run_query(
                     "select line from read_csv('" ~ file ~ "', header = false, auto_detect = false,"
                     ~ " columns = {'line': 'VARCHAR'}, delim = '\\0', quote = '', escape = '',"
-                    ~ " strict_mode = false, ignore_errors = true) limit 1"
+                    ~ " strict_mode = false, ignore_errors = true, parallel = false) limit 1"
                 ).columns[0].values() -%}
                 {%- if first_line | length == 0 -%}
                     {{ exceptions.raise_compiler_error("Raw file " ~ file ~ " is empty: no header and no rows.") }}

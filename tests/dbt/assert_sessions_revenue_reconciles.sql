@@ -1,5 +1,6 @@
 -- Accounting identity: the revenue of all sessions = the sum of purchase line
--- prices = the staged purchase revenue (after exact-duplicate collapse).
+-- prices = the staged purchase revenue (after exact-duplicate collapse, late
+-- events excluded: they are counted in fct_late_events).
 -- Returns a row when any two differ.
 with sessions as (
 
@@ -16,6 +17,13 @@ purchases as (
 events as (
 
     select * from {{ ref('stg_rees46__events') }}
+
+),
+
+-- Staged too late to be sessionised: counted in fct_late_events, not here.
+late_events as (
+
+    select * from {{ ref('fct_late_events') }}
 
 ),
 
@@ -43,7 +51,9 @@ staged_revenue as (
         coalesce(sum(price), 0) as revenue,
         count(*) as purchases
     from events
-    where event_type = 'purchase'
+    where
+        event_type = 'purchase'
+        and event_id not in (select late_events.event_id from late_events)
 
 ),
 
