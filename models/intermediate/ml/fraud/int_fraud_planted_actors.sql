@@ -1,0 +1,41 @@
+{{ config(materialized='table') }}
+
+{%- set truth_dir = var('synth_truth_dir', none) %}
+
+-- The planted bot and fraud actors of a generated dataset (ml.synth's
+-- truth/actors.parquet), one row per actor, read only when var
+-- synth_truth_dir names the truth folder; otherwise empty. Lets the fraud
+-- training run store planted-truth metrics in the registry on synthetic
+-- data. Never set it on real data.
+{% if truth_dir %}
+
+    with actors as (
+
+        select *
+        from read_parquet('{{ truth_dir }}/actors.parquet')
+
+    ),
+
+{% else %}
+
+    with actors as (
+
+        select
+            cast(null as bigint) as user_id,
+            cast(null as varchar) as actor_type
+        where false
+
+    ),
+
+{% endif %}
+
+final as (
+
+    select
+        cast(user_id as bigint) as user_id,
+        cast(actor_type as varchar) as actor_type
+    from actors
+
+)
+
+select * from final

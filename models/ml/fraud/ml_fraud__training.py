@@ -1,0 +1,27 @@
+"""Fraud training run: isolation forest on user behaviour, rules, evaluation.
+
+Thin wrapper over ml.fraud.train_fraud; returns the one-row registry record.
+"""
+from ml.fraud import Thresholds, train_fraud
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    thresholds = Thresholds.from_config({
+        "max_views_per_minute": dbt.config.get("max_views_per_minute"),
+        "max_events_per_hour": dbt.config.get("max_events_per_hour"),
+        "min_blind_purchases": dbt.config.get("min_blind_purchases"),
+        "min_blind_share": dbt.config.get("min_blind_share"),
+        "price_ratio_limit": dbt.config.get("price_ratio_limit"),
+        "min_burst_purchases": dbt.config.get("min_burst_purchases"),
+        "rule_blend": dbt.config.get("rule_blend"),
+    })
+    run = train_fraud(
+        dbt.ref("int_fraud_user_features").df(),
+        dbt.ref("int_fraud_planted_actors").df(),
+        thresholds=thresholds,
+        seed=int(dbt.config.get("seed")),
+        n_estimators=int(dbt.config.get("n_estimators")),
+        max_fit_rows=int(dbt.config.get("max_fit_rows")),
+    )
+    return run.to_frame()

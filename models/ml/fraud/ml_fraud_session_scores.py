@@ -1,0 +1,32 @@
+"""Fraud scores per session: the session's own rule flags blended with its user's
+isolation score, from the latest fraud training run.
+
+Thin wrapper over ml.fraud.score_sessions, fed in batches so memory stays bounded by
+the batch, not by the number of sessions.
+"""
+import pyarrow as pa
+
+from ml.fraud import score_sessions
+from ml.registry import latest_record, load_model
+
+BATCH_ROWS = 1_000_000
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    run = latest_record(dbt.ref("ml_fraud__training").df())
+    fraud_model = load_model(run["model_artifact"])
+    user_isolation = (dbt.ref("ml_fraud_user_scores")
+                      .select("user_id, isolation_score").df())
+    reader = dbt.ref("int_fraud_session_features").fetch_record_batch(BATCH_ROWS)
+
+    def scored(features):
+        scores = score_sessions(fraud_model, features, user_isolation)
+        scores.insert(2, "run_id", run["run_id"])
+        scores["is_model_below_baseline"] = bool(run["is_below_baseline"])
+        return pa.Table.from_pandas(scores, preserve_index=False)
+
+    parts = [scored(batch.to_pandas()) for batch in reader]
+    if not parts:  # no sessions: an empty table of the same shape
+        parts = [scored(reader.schema.empty_table().to_pandas())]
+    return pa.concat_tables(parts)
