@@ -67,7 +67,18 @@ def snapshot_role(snapshots: pd.DataFrame, role: str) -> pd.DataFrame:
 
 
 def snapshot_windows(snapshots: pd.DataFrame) -> dict[str, date]:
-    """The dates of the split: train/test/score snapshot dates and the horizon (days)."""
+    """The dates of the split: train/test/score snapshot dates and the horizon (days).
+
+    Raises ValueError when a snapshot has no customer: the data is too short (or has no
+    purchase) for a training window and a test window of one horizon each.
+    """
+    missing = sorted({"train", "test", "score"} - set(snapshots["snapshot_role"]))
+    if missing:
+        raise ValueError(
+            f"no customer in the {', '.join(missing)} snapshot(s): the churn and CLV models "
+            "need purchases before the training cutoff, i.e. at least about two label "
+            "horizons (var ml_label_horizon_days) of history plus some days before. Build "
+            "a short extract without the ML models: dbt build --exclude tag:ml+")
     dates = (snapshots.groupby("snapshot_role")["snapshot_date"].max()
              .map(lambda value: pd.Timestamp(value).date()))
     horizon = int(snapshots["horizon_days"].iloc[0])

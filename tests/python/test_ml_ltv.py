@@ -194,3 +194,17 @@ def test_p_alive_tracks_the_planted_alive_state(synth_warehouse) -> None:
     repeat = scores["frequency"] > 0
     auc = roc_auc_score(alive[repeat], scores.loc[repeat, "p_alive"])
     assert auc >= MIN_P_ALIVE_AUC_REPEAT_BUYERS, auc
+
+
+def test_too_short_a_history_is_a_clear_error() -> None:
+    import pandas as pd
+    import pytest
+
+    from ml.ltv import snapshot_windows
+
+    only_scores = pd.DataFrame({
+        "snapshot_role": ["score"], "snapshot_date": [pd.Timestamp("2019-10-03")],
+        "horizon_days": [30], "first_purchase_date": [pd.Timestamp("2019-10-01")],
+    })
+    with pytest.raises(ValueError, match="no customer in the test, train snapshot"):
+        snapshot_windows(only_scores)
