@@ -23,7 +23,7 @@ queued as (
         ) as queue_position
     from user_scores
     where is_flagged
-    qualify queue_position <= {{ var('fraud_review_queue_size', 500) }}
+    qualify queue_position <= {{ var('fraud_review_queue_size') }}
 
 ),
 

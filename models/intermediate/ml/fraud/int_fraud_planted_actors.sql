@@ -1,6 +1,6 @@
 {{ config(materialized='table') }}
 
-{%- set truth_dir = var('synth_truth_dir', none) %}
+{%- set truth_dir = var('synth_truth_dir') %}
 
 -- The planted bot and fraud actors of a generated dataset (ml.synth's
 -- truth/actors.parquet), one row per actor, read only when var

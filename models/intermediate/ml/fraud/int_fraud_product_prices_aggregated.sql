@@ -31,7 +31,7 @@ category_lines as (
     select
         category_id,
         quantile_cont(
-            median_view_price, {{ var('fraud_cheap_quantile', 0.2) }}
+            median_view_price, {{ var('fraud_cheap_quantile') }}
         ) as category_cheap_price
     from product_prices
     group by 1

@@ -112,7 +112,7 @@ final as (
             partition by user_id
             order by event_at asc
             range between
-            interval '{{ var("fraud_burst_minutes", 10) }} minutes'
+            interval '{{ var("fraud_burst_minutes") }} minutes'
             preceding and current row
         ) as integer) as purchases_in_burst_window
     from joined

@@ -1,6 +1,6 @@
 {{ config(materialized='table') }}
 
-{%- set night_hours = var('fraud_night_hours_utc', [0, 1, 2, 3, 4, 5]) %}
+{%- set night_hours = var('fraud_night_hours_utc') %}
 
 -- One row per session (fct_sessions grain) with the behaviour features the
 -- fraud rules and the isolation forest read: rates (peak views in a clock
@@ -65,7 +65,7 @@ purchase_evidence as (
         count(*) filter (where not is_viewed_before) as blind_purchases,
         count(*) filter (
             where abs_log_price_ratio
-            >= ln({{ var('fraud_price_ratio_limit', 3) }})
+            >= ln({{ var('fraud_price_ratio_limit') }})
         ) as off_norm_purchases,
         max(abs_log_price_ratio) as max_abs_log_price_ratio,
         max(purchases_in_burst_window) as peak_purchase_burst,

@@ -59,7 +59,7 @@ user_purchases as (
         count(*) filter (where not is_viewed_before) as blind_purchases,
         count(*) filter (
             where abs_log_price_ratio
-            >= ln({{ var('fraud_price_ratio_limit', 3) }})
+            >= ln({{ var('fraud_price_ratio_limit') }})
         ) as off_norm_purchases,
         max(abs_log_price_ratio) as max_abs_log_price_ratio,
         max(purchases_in_burst_window) as peak_purchase_burst

@@ -3,7 +3,7 @@
 -- Recent demand of every product at its current price, the base the price
 -- recommendations scale: one row per product with views at a positive price
 -- in the last var('price_demand_window_days') days of the data.
-{% set window_days = var('price_demand_window_days', 28) %}
+{% set window_days = var('price_demand_window_days') %}
 
 with spells as (
 
