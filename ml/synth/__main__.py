@@ -9,11 +9,14 @@ from ml.synth import FORMATS, SPLITS, generate_dataset, summary_line
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m ml.synth", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m ml.synth",
+        description="Generate REES46-like click-stream files with planted ground truth "
+                    "(events in OUT/events, truth in OUT/truth; see docs/generator.md).")
     p.add_argument("--events", type=int, default=2_000_000, help="rows to write (exact)")
     p.add_argument("--start", default="2019-10-01", help="first day (UTC), YYYY-MM-DD")
     p.add_argument("--days", type=int, default=61, help="length of the window in days")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=42, help="same seed, same bytes")
     p.add_argument("--format", dest="fmt", choices=FORMATS, default="csv.gz")
     p.add_argument("--split", choices=SPLITS, default="month",
                    help="one file per calendar month (2019-Oct.csv) or per day")

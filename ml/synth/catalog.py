@@ -2,9 +2,9 @@
 
 A product always has the same category_id, category_code and brand (nulls are product
 attributes). Products are stored in one global order sorted by (category_l1, major-brand
-group) so that "a product of top-level category c" and "a product of c made by brand b" are
-contiguous ranges of one cumulative-probability array, which makes sampling a single
-vectorised `searchsorted`.
+group), so that "a product of top-level category c" and "a product of c made by brand b" are
+contiguous ranges; each range has a Walker alias table, which makes drawing millions of
+products one vectorised O(1) lookup each.
 """
 from __future__ import annotations
 
@@ -147,18 +147,26 @@ def intent_tilt(view_share: np.ndarray, purchase_share: np.ndarray, concentratio
 
 
 def _brand_names(n: int, rng: np.random.Generator) -> list[str]:
-    """`n` distinct lower-case brand names: the real REES46 ones first, then made-up ones."""
+    """`n` distinct lower-case brand names: the real REES46 ones first, then made-up ones
+    (2-3 consonant-vowel syllables and an optional ending), drawn in vectorised batches."""
     names = list(dict.fromkeys(REAL_BRANDS))
     seen = set(names)
-    cons = list("bcdfgklmnprstvz")
-    vow = list("aeiou")
-    ends = ["", "", "", "x", "n", "s", "r", "l", "-pro", "tek", "ix", "on"]
+    cons = np.array(list("bcdfgklmnprstvz"))
+    vow = np.array(list("aeiou"))
+    ends = np.array(["", "", "", "x", "n", "s", "r", "l", "-pro", "tek", "ix", "on"])
     while len(names) < n:
-        k = int(rng.integers(2, 4))
-        word = "".join(rng.choice(cons) + rng.choice(vow) for _ in range(k)) + rng.choice(ends)
-        if word not in seen:
-            seen.add(word)
-            names.append(word)
+        m = 2 * (n - len(names)) + 16
+        k = rng.integers(2, 4, m)
+        c = cons[rng.integers(0, len(cons), (m, 3))]
+        v = vow[rng.integers(0, len(vow), (m, 3))]
+        e = ends[rng.integers(0, len(ends), m)]
+        for i in range(m):
+            word = "".join(c[i, j] + v[i, j] for j in range(k[i])) + e[i]
+            if word not in seen:
+                seen.add(word)
+                names.append(word)
+                if len(names) >= n:
+                    break
     return names[:max(n, len(SMARTPHONE_BRANDS) + len(MAJOR_BRANDS))]
 
 
@@ -234,7 +242,7 @@ def make_catalog(cfg: SynthConfig, rng: np.random.Generator) -> Catalog:
     brand_names = _brand_names(n_brands, rng)
     major_names = tuple(MAJOR_BRANDS)
     name_idx = {b: i for i, b in enumerate(brand_names)}
-    bw = 1.0 / (np.arange(len(brand_names)) + 8.0) ** 1.05
+    bw = 1.0 / (np.arange(len(brand_names)) + 8.0) ** cfg.brand_zipf
     # major and smartphone brands only appear where they belong (added below)
     for b in set(MAJOR_BRANDS) | set(SMARTPHONE_BRANDS):
         bw[name_idx[b]] = 0.0
@@ -250,7 +258,7 @@ def make_catalog(cfg: SynthConfig, rng: np.random.Generator) -> Catalog:
             pool = np.array([name_idx[b] for b in SMARTPHONE_BRANDS])
             w = np.array(list(SMARTPHONE_BRANDS.values()))
         else:
-            size = int(np.clip(round(k / 10), 2, 400))
+            size = int(np.clip(round(k / cfg.products_per_brand_pool), 2, 1000))
             pool = rng.choice(len(brand_names), size=min(size, len(brand_names)), replace=False,
                               p=bw / bw.sum())
             w = bw[pool].copy()

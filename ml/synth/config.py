@@ -11,7 +11,7 @@ fractions.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from ml.published import NOV_2019
 
@@ -46,31 +46,31 @@ class SynthConfig:
 
     # --- population: BG/NBD purchase process (per ordinary day) ---------------------
     bgnbd_r: float = 0.09  # lambda ~ Gamma(shape r, rate alpha): transactions per day
-    bgnbd_alpha: float = 12.3
+    bgnbd_alpha: float = 11.0
     bgnbd_a: float = 1.0  # p ~ Beta(a, b): dropout probability after each transaction
     bgnbd_b: float = 6.0
     browse_r: float = 0.51  # browse-visit rate ~ Gamma(shape, rate), independent of lambda
-    browse_alpha: float = 7.7
+    browse_alpha: float = 7.95
     burn_in_days: float = 365.0  # users are acquired uniformly over [start - burn_in, end)
     l1_concentration: float = 2.0  # Dirichlet concentration of category preferences
     brand_concentration: float = 3.0  # Dirichlet concentration of major-brand preferences
     brand_loyalty: float = 0.25  # share of product picks restricted to a preferred brand
 
     # --- purchase intents and price response ----------------------------------------
-    target_conversion: float = 0.2  # c0: P(buy a target at its base price)
-    extra_targets: float = 0.8  # targets per intent session = 1 + Poisson(extra_targets)
+    target_conversion: float = 0.17  # c0: mean P(buy an intent target), see skeleton.py
+    extra_targets: float = 0.95  # targets per intent session = 1 + Poisson(extra_targets)
     elasticity_range: tuple[float, float] = (-2.8, -0.6)
     intent_price_tilt: float = -1.1  # intent picks weight base_price ** tilt within a category
-    smartphone_intent_boost: float = 8.0  # smartphones' intent weight within electronics
-    smartphone_price_tilt: float = 0.6
+    smartphone_intent_boost: float = 12.0  # smartphones' intent weight within electronics
+    smartphone_price_tilt: float = 0.8
 
     # --- prices --------------------------------------------------------------------
     dynamic_share_min: float = 0.04  # P(product reprices) for the least popular product
     dynamic_share_max: float = 0.98  # ... for the most popular one
     price_changes_per_30d: float = 8.0
-    price_step: tuple[float, float] = (0.08, 0.35)  # |log step| of a price change
-    price_band: tuple[float, float] = (0.6, 1.65)
-    price_walk_bound: float = 0.5  # |log(price / base)| of the repricing walk (reflected)  # price / base_price always within
+    price_step: tuple[float, float] = (0.08, 0.40)  # |log step| of a price change
+    price_band: tuple[float, float] = (0.55, 1.8)  # price / base_price always within
+    price_walk_bound: float = 0.6  # |log(price / base)| of the repricing walk (reflected)
     sale_product_share: float = 0.6
     sale_discount: tuple[float, float] = (0.70, 0.92)
     max_price: float = 2574.07
@@ -78,21 +78,23 @@ class SynthConfig:
     price_zero_row_share: float = 0.0016  # zero-price display glitches, share of rows
 
     # --- catalog size at full November scale -----------------------------------------
-    products_full: int = 205_000
+    products_full: int = 191_000
     products_exponent: float = 0.72  # catalog size scales as (events/day)^exponent
-    popularity_sigma: float = 2.15  # lognormal product popularity within a category
+    popularity_sigma: float = 2.6  # lognormal product popularity within a category
     brands_full: int = 4_300
+    brand_zipf: float = 0.6  # brand popularity ~ 1 / (rank + 8) ** brand_zipf
+    products_per_brand_pool: float = 3.0  # a category draws its brands from k / this names
     null_brand_share: float = 0.137  # of expected rows (products without brand)
 
     # --- sessions -------------------------------------------------------------------
-    browse_views_mean: float = 3.9  # views of a browse session (1 + NegBin)
+    browse_views_mean: float = 3.85  # views of a browse session (1 + NegBin)
     intent_views_mean: float = 3.9  # extra views of an intent session (NegBin)
     views_dispersion: float = 0.9  # NegBin shape of views per session
     revisit_prob: float = 0.3  # a view repeats the previous product
     l1_switch_prob: float = 0.08  # a view jumps to another top-level category
-    cart_if_bought: float = 0.32  # P(cart before purchase) for a bought target
-    cart_if_not_bought: float = 0.2  # P(abandoned cart) for an intent target not bought
-    browse_cart_session: float = 0.085  # P(browse session carts something)
+    cart_if_bought: float = 0.30  # P(cart before purchase) for a bought target
+    cart_if_not_bought: float = 0.18  # P(abandoned cart) for an intent target not bought
+    browse_cart_session: float = 0.08  # P(browse session carts something)
     browse_cart_extra: float = 0.35  # carted products in such a session = 1 + Poisson
     cart_repeat_mean: float = 0.35  # extra cart rows for the same product (not duplicates)
 
@@ -112,8 +114,6 @@ class SynthConfig:
     # --- sale days --------------------------------------------------------------------
     sale_browse_factor: float = 2.5
     sale_intent_factor: float = 7.0
-
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.fmt not in FORMATS:

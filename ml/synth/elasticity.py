@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from ml.profile import _source_sql, expand
+from ml.profile import expand, source_sql
 
 
 def product_day_cells(paths, products_parquet: str | Path,
@@ -31,7 +31,7 @@ def product_day_cells(paths, products_parquet: str | Path,
             if exclude_users_parquet else "")
     try:
         rows = con.execute(f"""
-            with ev as (select distinct * from ({_source_sql(files)}) {skip}),
+            with ev as (select distinct * from ({source_sql(files)}) {skip}),
                  p as (select product_id, category_l1 from read_parquet('{products_parquet}'))
             select p.category_l1, ev.product_id, ev.event_time::date as day,
                    count(*) filter (where event_type = 'view') as views,

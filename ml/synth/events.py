@@ -19,7 +19,7 @@ import numpy as np
 
 from ml.synth.catalog import Catalog
 from ml.synth.config import SynthConfig
-from ml.synth.population import Population, categorical_columns
+from ml.synth.population import Population, categorical_packed
 from ml.synth.prices import Prices
 from ml.synth.skeleton import CARDTEST, INTENT, QUIRK_LONG, SCRAPE, Skeleton
 from ml.synth.timeline import DAY, Timeline
@@ -159,18 +159,19 @@ def materialize_day(day: int, cfg: SynthConfig, tl: Timeline, cat: Catalog, pric
     # --- products ---------------------------------------------------------------------
     # Each session browses a top-level category (intents: their first target's) and leans
     # to one preferred major brand; single views jump category or follow the brand.
-    s_l1 = categorical_columns(pop.l1_cdf_t, user, _u16(rng, S))
+    s_l1 = categorical_packed(pop.l1_cdf, cat.n_l1, user, _u16(rng, S))
     fx = np.nonzero(tg_prod >= 0)[0][::-1]
     first_tg = np.full(S, -1, dtype=np.int64)
     first_tg[tg_sess[fx]] = tg_prod[fx]
     use_tg = (first_tg >= 0) & (kind == INTENT)
     s_l1[use_tg] = cat.product_l1[first_tg[use_tg]]
-    s_major = categorical_columns(pop.brand_cdf_t, user, _u16(rng, S))
+    s_major = categorical_packed(pop.brand_cdf, cat.n_major, user, _u16(rng, S))
     r = rng.random((5, U), dtype=np.float32)
     l1 = s_l1[u_sess]
     jump = np.nonzero(r[0] < cfg.l1_switch_prob)[0]
     if len(jump):
-        l1[jump] = categorical_columns(pop.l1_cdf_t, user[u_sess[jump]], _u16(rng, len(jump)))
+        l1[jump] = categorical_packed(pop.l1_cdf, cat.n_l1, user[u_sess[jump]],
+                                      _u16(rng, len(jump)))
     major = np.where(r[1] < cfg.brand_loyalty, s_major[u_sess], -1)
     prod = cat.sample(l1, major, r[2], r[3])
     sc_sess = kind == SCRAPE
@@ -195,7 +196,10 @@ def materialize_day(day: int, cfg: SynthConfig, tl: Timeline, cat: Catalog, pric
     if len(vs):
         ds = np.repeat(vs, n_vdup[vs])
         vd_unit = u_first[ds] + _spread(_rank_within(ds), n_vdup[ds], views[ds], rng)
-    special = np.unique(np.concatenate([tg_unit, vd_unit]))
+    mark = np.zeros(U, dtype=bool)
+    mark[tg_unit] = True
+    mark[vd_unit] = True
+    special = np.nonzero(mark)[0]
     C = np.zeros((len(special), 6), dtype=np.int64)
     C[:, 0] = 1
     ti = np.searchsorted(special, tg_unit)
@@ -265,7 +269,8 @@ def materialize_day(day: int, cfg: SynthConfig, tl: Timeline, cat: Catalog, pric
         if not keep.all():
             truncated = np.bincount(ev_sess[~keep], minlength=S)
             sel = np.nonzero(keep)[0]
-            t, ev_unit, ev_sess, etype, dup = t[sel], ev_unit[sel], ev_sess[sel], etype[sel], dup[sel]
+            t, ev_unit, ev_sess = t[sel], ev_unit[sel], ev_sess[sel]
+            etype, dup = etype[sel], dup[sel]
             rows = np.bincount(ev_sess, minlength=S)
 
     # --- prices of the session's start day ---------------------------------------------

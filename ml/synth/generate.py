@@ -21,7 +21,8 @@ from ml.synth.config import GENERATOR_VERSION, SynthConfig
 from ml.synth.events import EVENT_TYPES, PURCHASE, Events, materialize_day
 from ml.synth.population import ACTOR_NAMES
 from ml.synth.prices import make_prices
-from ml.synth.skeleton import build_skeleton, session_conversion, stable_order
+from ml.synth.skeleton import (build_skeleton, conversion_by_l1, session_conversion,
+                               stable_order)
 from ml.synth.timeline import DAY, make_timeline
 from ml.synth.truth import write_manifest, write_truth
 from ml.synth.writer import CsvFormatter, EventSink
@@ -67,6 +68,7 @@ class Totals:
         self.price_zero_rows = 0
         self.custom_price_rows = 0
         self.user_rows = np.zeros(n_users, dtype=np.int64)
+        self.user_first = np.full(n_users, np.iinfo(np.int64).max, dtype=np.int64)
         self.user_purchases = np.zeros(n_users, dtype=np.int64)
         self.day_purchases = np.zeros(days, dtype=np.int64)
         self.day_rows = np.zeros(days, dtype=np.int64)
@@ -91,8 +93,9 @@ class Totals:
         self.user_rows += np.bincount(users, minlength=len(self.user_rows))
         self.user_purchases += np.bincount(users[buy], minlength=len(self.user_rows))
 
-    def add_sessions(self, stats) -> None:
+    def add_sessions(self, stats, sess_user: np.ndarray) -> None:
         present = stats.rows > 0
+        np.minimum.at(self.user_first, sess_user[stats.sess[present]], stats.first[present])
         self.sessions += int(present.sum())
         self.gap_sessions += int((present & (stats.max_gap > 1800)).sum())
         self.long_sessions += int((present & (stats.last - stats.first > DAY)).sum())
@@ -116,6 +119,7 @@ def run(cfg: SynthConfig, out: str | Path, quiet: bool = False) -> dict:
     `<out>/truth` are replaced.
     """
     t_start = time.perf_counter()
+    cpu_start, main_start = time.process_time(), time.thread_time()
     out = Path(out)
     rng = _streams(cfg.seed)
     tl = make_timeline(cfg)
@@ -134,38 +138,52 @@ def run(cfg: SynthConfig, out: str | Path, quiet: bool = False) -> dict:
                                  tl.start_epoch)
     sink = EventSink(ev_dir, cfg.fmt, cfg.split, tl, cat, formatter, pop.user_id, sk.user,
                      sk.uuid_src, key, pool, cfg.gzip_level)
-    carry = Events.empty()
     bar = tqdm(total=cfg.n_events, unit="ev", unit_scale=True, disable=quiet, file=sys.stderr,
                desc="synth", smoothing=0.1)
     try:
-        for day in range(cfg.days):
-            ev, stats = materialize_day(day, cfg, tl, cat, prices, pop, sk, _day_rng(cfg.seed, day))
-            totals.add_sessions(stats)
-            ev = Events.concat([carry, ev])
-            order = stable_order(ev.t - day * DAY + DAY)
-            ev = ev.take(order)
-            cut = int(np.searchsorted(ev.t, (day + 1) * DAY))
-            carry = ev.take(np.arange(cut, len(ev)))
-            ev = ev.take(np.arange(cut))
-            a_table = formatter.day_table(day, tl.day_label(day)) if formatter else None
-            sink.write(day, ev, a_table)
-            totals.add_rows(ev, day, sk.user)
-            bar.update(len(ev))
-        if len(carry):
-            raise RuntimeError("events left after the window end")
-        files = sink.close()
+        files = _emit_days(cfg, tl, cat, prices, pop, sk, sink, formatter, totals, bar)
     finally:
         pool.shutdown(wait=True)
         bar.close()
+    conversion = conversion_by_l1(cfg, cat, prices)
     truth_rows = write_truth(tr_dir, tl, cat, prices, pop, sk, totals.user_rows,
-                             totals.user_purchases)
-    manifest = _manifest(cfg, tl, cat, pop, sk, totals, files, truth_rows, n_users)
+                             totals.user_purchases, totals.user_first, conversion)
+    manifest = _manifest(cfg, tl, cat, pop, sk, totals, files, truth_rows, n_users,
+                         conversion)
     write_manifest(tr_dir, manifest)
     elapsed = time.perf_counter() - t_start
+    cpu = time.process_time() - cpu_start
+    main_cpu = time.thread_time() - main_start
     # Timing is returned, never written: the truth files must be identical across runs.
-    return {**manifest, "run": {"elapsed_seconds": round(elapsed, 2),
-                                "events_per_second": round(totals.rows / elapsed),
-                                "events_dir": str(ev_dir), "truth_dir": str(tr_dir)}}
+    # cpu_seconds counts all threads (the compression pool included); on a machine shared
+    # with other jobs, rows / max(main_thread_cpu, cpu / 2) is the 2-core rate.
+    return {**manifest, "run": {
+        "elapsed_seconds": round(elapsed, 2),
+        "events_per_second": round(totals.rows / elapsed),
+        "cpu_seconds": round(cpu, 2), "main_thread_cpu_seconds": round(main_cpu, 2),
+        "events_dir": str(ev_dir), "truth_dir": str(tr_dir)}}
+
+
+def _emit_days(cfg: SynthConfig, tl, cat, prices, pop, sk, sink: EventSink,
+               formatter: CsvFormatter | None, totals: Totals, bar) -> list[dict]:
+    """Materialise the window day by day and write each day's rows in time order. Rows of
+    sessions that run past midnight are carried into the next day. Returns the files."""
+    carry = Events.empty()
+    for day in range(cfg.days):
+        ev, stats = materialize_day(day, cfg, tl, cat, prices, pop, sk, _day_rng(cfg.seed, day))
+        totals.add_sessions(stats, sk.user)
+        ev = Events.concat([carry, ev])
+        ev = ev.take(stable_order(ev.t - day * DAY + DAY))  # carried rows are >= day start
+        cut = int(np.searchsorted(ev.t, (day + 1) * DAY))
+        carry = ev.take(np.arange(cut, len(ev)))
+        ev = ev.take(np.arange(cut))
+        a_table = formatter.day_table(day, tl.day_label(day)) if formatter else None
+        sink.write(day, ev, a_table)
+        totals.add_rows(ev, day, sk.user)
+        bar.update(len(ev))
+    if len(carry):
+        raise RuntimeError("rows left after the window end")
+    return sink.close()
 
 
 def summary_line(result: dict) -> str:
@@ -173,15 +191,15 @@ def summary_line(result: dict) -> str:
     t, r = result["totals"], result["run"]
     return (f"synth: {t['rows']:,} events, {t['users']:,} users, {len(result['files'])} "
             f"file(s) in {r['events_dir']}, {r['elapsed_seconds']:.1f} s "
-            f"({r['events_per_second']:,} events/s)")
+            f"({r['events_per_second']:,} events/s; cpu {r['cpu_seconds']:.1f} s, "
+            f"main thread {r['main_thread_cpu_seconds']:.1f} s)")
 
 
-def _manifest(cfg, tl, cat, pop, sk, totals: Totals, files, truth_rows, n_users):
+def _manifest(cfg, tl, cat, pop, sk, totals: Totals, files, truth_rows, n_users, conversion):
     seen = totals.user_rows > 0
     buyers = totals.user_purchases > 0
     actor_counts = np.bincount(pop.actor[seen], minlength=len(ACTOR_NAMES))
     params = asdict(cfg)
-    params.pop("extra", None)
     params["start"] = cfg.start.isoformat()
     params["sale_days"] = [d.isoformat() for d in cfg.sale_days]
     params["sale_days_in_window"] = [tl.day_label(d) for d in tl.sale_days]
@@ -222,8 +240,12 @@ def _manifest(cfg, tl, cat, pop, sk, totals: Totals, files, truth_rows, n_users)
                       "note": "lambda ~ Gamma(r, rate alpha) transactions per day at base "
                               "prices; p ~ Beta(a, b) dropout after each transaction"},
             "browse_rate": {"shape": cfg.browse_r, "rate": cfg.browse_alpha},
-            "intent_session_conversion_at_base_price": session_conversion(cfg),
+            "intent_session_conversion": session_conversion(cfg),
             "target_conversion_c0": cfg.target_conversion,
+            "target_conversion_at_base_price_by_category_l1": dict(
+                zip(cat.l1_names, map(float, conversion))),
+            "purchase_rule": "P(buy an intent target) = min(0.97, c_l1 * (price / "
+                             "base_price) ** elasticity_l1), price of the session's start day",
             "elasticity_by_category_l1": dict(zip(cat.l1_names, map(float, cat.elasticity))),
             "null_category_l1_key": "unknown",
             "users_drawn": int(n_users),

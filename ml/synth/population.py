@@ -16,9 +16,8 @@ in-window process is a fresh copy of the same process.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -44,13 +43,13 @@ class Population:
     # are much cheaper than gathering short rows of a (users, categories) array.
     l1_pref_t: np.ndarray | None = None  # float32 (L, n)
     brand_pref_t: np.ndarray | None = None  # float32 (K, n)
-    l1_cdf_t: np.ndarray | None = None  # float32 (L - 1, n): cumulative l1 preference
-    brand_cdf_t: np.ndarray | None = None  # float32 (K - 1, n)
+    l1_cdf: np.ndarray | None = None  # packed cumulative l1 preference, see pack_cdf
+    brand_cdf: np.ndarray | None = None
 
     def build_cdfs(self) -> None:
-        """Cumulative preferences for per-session draws (see `categorical_columns`)."""
-        self.l1_cdf_t = _cdf_columns(self.l1_pref_t)
-        self.brand_cdf_t = _cdf_columns(self.brand_pref_t)
+        """Cumulative preferences for per-session draws (see `categorical_packed`)."""
+        self.l1_cdf = pack_cdf(self.l1_pref_t)
+        self.brand_cdf = pack_cdf(self.brand_pref_t)
 
     def __len__(self) -> int:
         return len(self.user_id)
@@ -156,24 +155,33 @@ def add_preferences(pop: Population, l1_alpha: np.ndarray, brand_alpha: np.ndarr
     pop.brand_pref_t = DirichletSampler(brand_alpha).sample(len(pop), rng)
 
 
-def _cdf_columns(weights_t: np.ndarray) -> np.ndarray:
-    """Cumulative sums over the category axis of (K, n) weights, without the last row,
-    quantised to uint16 (1/65536 resolution is plenty for a category draw and halves the
-    memory traffic of the per-session gathers)."""
+def pack_cdf(weights_t: np.ndarray) -> np.ndarray:
+    """Per user the cumulative weights of (K, n) `weights_t` (K <= 16) quantised to uint16
+    (k / 65536 resolution), padded with 65535 to 16 slots: 32 bytes per user, stored as an
+    (n, 2) complex128 array so that one user's table is fetched by two 16-byte gathers from
+    a single cache line (gathering many short rows of a 2-D array is slow in numpy)."""
+    K, n = weights_t.shape
+    if K > 16:
+        raise ValueError("at most 16 categories")
     cdf = np.cumsum(weights_t[:-1], axis=0, dtype=np.float32)
     cdf /= weights_t.sum(axis=0, dtype=np.float32)
-    return np.minimum(np.rint(cdf * 65536.0), 65535).astype(np.uint16)
+    packed = np.full((n, 16), 65535, dtype=np.uint16)
+    packed[:, :K - 1] = np.minimum(np.rint(cdf * 65536.0), 65535).astype(np.uint16).T
+    return packed.view(np.complex128).reshape(n, 2)
 
 
-def categorical_columns(cdf_t: np.ndarray, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Draw index k for each i with probability given by row rows[i] of the cumulative
-    table stored column-major in `cdf_t` (see `Population.build_cdfs`); `u` are uniform
-    uint16. One 1-D gather per category: far cheaper than gathering short rows of a 2-D
-    array."""
-    k = np.zeros(len(rows), dtype=np.int8)
-    for col in cdf_t:
-        k += col[rows] <= u
-    return k
+def categorical_packed(packed: np.ndarray, n_categories: int, rows: np.ndarray,
+                       u: np.ndarray) -> np.ndarray:
+    """Draw a category for each i from the packed cumulative table of user rows[i] (see
+    `pack_cdf`); `u` are uniform uint16. k = number of cumulative bounds <= u, counted with
+    a popcount over the comparison bytes."""
+    n = len(rows)
+    g = np.empty((n, 2), dtype=np.complex128)
+    g[:, 0] = packed[rows, 0]
+    g[:, 1] = packed[rows, 1]
+    below = g.view(np.uint16).reshape(n, 16) <= u[:, None]
+    counts = np.bitwise_count(below.view(np.uint64).reshape(n, 2))
+    return np.minimum(counts[:, 0] + counts[:, 1], n_categories - 1).astype(np.int8)
 
 
 def categorical_weighted(weights_t: np.ndarray, rows: np.ndarray, scale: np.ndarray,

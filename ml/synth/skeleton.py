@@ -4,11 +4,13 @@ A visit (session) is one of
   BROWSE  - a browse visit (rate `browse_rate`, plus the visit at acquisition);
   INTENT  - a purchase-intent visit, rate lambda / pi_s on the intent clock. It carries
             1 + Poisson(extra_targets) target products, each bought independently with
-            probability  c0 * (price / base_price) ** elasticity[category_l1]  at the price
-            of the day the visit starts. A visit with a purchase is a *transaction*; after
-            each transaction the user drops out with probability p. pi_s is the chance that
-            an intent visit becomes a transaction at base prices, so lambda is the
-            transaction rate at base prices;
+            probability  c_l1 * (price / base_price) ** elasticity[category_l1]  at the price
+            of the day the visit starts, where c_l1 = c0 / mean((price / base_price) **
+            elasticity) over the category's product-days (weighted by intent popularity), so
+            that the average conversion is c0 whatever the elasticity. A visit with a purchase
+            is a *transaction*; after each transaction the user drops out with probability p.
+            pi_s is the chance that an intent visit becomes a transaction at average prices,
+            so lambda is the user's transaction rate;
   SCRAPE / CARDTEST / ANOMALY - bot and fraud visits.
 Each visit gets its number of views, its carted and bought targets, the planted duplicate
 rows and its quirk (a >30 min pause or a >24 h span). Views are then adjusted so that the
@@ -24,7 +26,7 @@ import numpy as np
 
 from ml.synth.catalog import Catalog
 from ml.synth.config import SynthConfig
-from ml.synth.population import (CARD_TESTING, HUMAN, PRICE_ANOMALY, SCRAPER, Population,
+from ml.synth.population import (CARD_TESTING, PRICE_ANOMALY, SCRAPER, Population,
                                  add_preferences, categorical_weighted, make_bots, make_users)
 from ml.synth.prices import Prices
 from ml.synth.timeline import DAY, Timeline
@@ -75,7 +77,7 @@ class Skeleton:
 
 
 def session_conversion(cfg: SynthConfig) -> float:
-    """pi_s: P(an intent visit buys at least one target) at base prices."""
+    """pi_s: P(an intent visit buys at least one target) at average prices."""
     c0 = cfg.target_conversion
     return 1.0 - (1.0 - c0) * float(np.exp(-cfg.extra_targets * c0))
 
@@ -93,6 +95,17 @@ def negbin_table(mean: float, shape: float, size: int = 1 << 14) -> np.ndarray:
     cdf = np.cumsum(np.exp(logpmf))
     q = (np.arange(size) + 0.5) / size
     return np.minimum(np.searchsorted(cdf, q), len(k) - 1).astype(np.int64)
+
+
+def conversion_by_l1(cfg: SynthConfig, cat: Catalog, prices: Prices) -> np.ndarray:
+    """c_l1 = c0 / E[(price / base_price) ** elasticity] per category_l1, the expectation over
+    the window's days and the category's products weighted by intent popularity."""
+    ratio = prices.nominal / cat.base_cents[:, None].astype(np.float64)
+    e = cat.elasticity[cat.product_l1][:, None]
+    mean_day = (ratio ** e).mean(axis=1)
+    num = np.bincount(cat.product_l1, weights=cat.p_intent * mean_day, minlength=cat.n_l1)
+    den = np.bincount(cat.product_l1, weights=cat.p_intent, minlength=cat.n_l1)
+    return cfg.target_conversion / (num / den)
 
 
 def _negbin(rng: np.random.Generator, mean: float, shape: float, n: int) -> np.ndarray:
@@ -139,7 +152,7 @@ def _intent_loop(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
     act = np.nonzero(t < end_op)[0]
     s_user, s_sec, tg_sess, tg_prod, tg_bought = [], [], [], [], []
     n_sess = 0
-    c0 = cfg.target_conversion
+    c_l1 = conversion_by_l1(cfg, cat, prices)
     while len(act):
         m = len(act)
         sec = tl.intent.to_sec(t[act])
@@ -149,7 +162,8 @@ def _intent_loop(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
         prod = _draw_targets(cfg, cat, pop, tu, rng)
         day = np.minimum((sec // DAY).astype(np.int64), tl.days - 1)[local]
         ratio = prices.nominal[prod, day] / cat.base_cents[prod]
-        prob = np.minimum(c0 * ratio ** cat.elasticity[cat.product_l1[prod]], 0.97)
+        l1 = cat.product_l1[prod]
+        prob = np.minimum(c_l1[l1] * ratio ** cat.elasticity[l1], 0.97)
         bought = rng.random(len(prod)) < prob
         conv = np.bincount(local, weights=bought, minlength=m) > 0
         s_user.append(act)
@@ -175,13 +189,15 @@ def _intent_loop(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
 def _monthly_active(users: np.ndarray, secs: np.ndarray, days: int) -> float:
     """Distinct users with a visit in a 30-day block, averaged over the window's full
     blocks (the whole window when it is shorter than 30 days)."""
+    n = int(users.max()) + 1 if len(users) else 0
     if days < 30:
-        return float(len(np.unique(users)))
+        return float(np.count_nonzero(np.bincount(users, minlength=n)))
     blocks = days // 30
     b = (secs // (30 * DAY)).astype(np.int64)
-    ok = b < blocks
-    pairs = np.unique(users[ok].astype(np.int64) * blocks + b[ok])
-    return len(pairs) / blocks
+    total = 0
+    for k in range(blocks):
+        total += np.count_nonzero(np.bincount(users[b == k], minlength=n))
+    return total / blocks
 
 
 def _cheap_products(cat: Catalog, share: float) -> np.ndarray:
@@ -196,62 +212,74 @@ def _cheap_products(cat: Catalog, share: float) -> np.ndarray:
 
 def _bot_sessions(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
                   bots: Population, offset: int, rng: np.random.Generator):
-    """Visits of bot actors. Returns session arrays (user, sec, kind, views) and targets
-    (session, product, bought, blind, cents)."""
-    users, secs, kinds, views = [], [], [], []
-    t_s, t_p, t_blind, t_cents = [], [], [], []
-    end = tl.end_sec
-    start = np.zeros(len(bots))  # fraud actors are active over the whole window
-    # scrapers: bursts of 20..150 views, a visit or so a day over a 2..15 day spell that
-    # overlaps the window (spells are spread uniformly, so no pile-up at the start)
+    """Visits of bot actors, none before the actor's acquisition. Returns session arrays
+    (user, sec, kind, views) and targets (session, product, blind, cents); every bot target
+    is bought."""
+    sessions: list[tuple[np.ndarray, np.ndarray, int, np.ndarray]] = []
+    targets: list[tuple[np.ndarray, np.ndarray, bool, np.ndarray]] = []
+    end = tl.end_sec - 3600.0
+    acq = np.minimum(np.maximum(bots.acq_sec, 0.0), end)
+    n_sessions = 0
+
+    def add_sessions(users: np.ndarray, secs: np.ndarray, kind: int,
+                     views: np.ndarray) -> np.ndarray:
+        nonlocal n_sessions
+        sessions.append((users, secs, kind, views))
+        first = n_sessions
+        n_sessions += len(users)
+        return np.arange(first, n_sessions)
+
+    # scrapers: bursts of 20..150 views, a visit or so a day over a 2..15 day spell after
+    # acquisition that overlaps the window (no pile-up at the window start)
     sc = np.nonzero(bots.actor == SCRAPER)[0]
     if len(sc):
         span = rng.uniform(2, 15, len(sc)) * DAY
-        begin = rng.uniform(-span, end - 3600)
+        begin = np.maximum(bots.acq_sec[sc], -span)
+        begin = begin + rng.random(len(sc)) * np.maximum(end - begin, 0.0)
         lo = np.maximum(begin, 0.0)
-        stop = np.minimum(begin + span, end - 3600)
-        k = 1 + rng.poisson(0.8 * (stop - lo).clip(0) / DAY)
-        u = np.repeat(sc, k)
-        s = np.repeat(lo, k) + rng.random(len(u)) * np.repeat((stop - lo).clip(0), k)
-        users.append(u); secs.append(s); kinds.append(np.full(len(u), SCRAPE))
-        views.append(rng.integers(20, 151, len(u)))
+        stop = np.minimum(begin + span, end)
+        length = (stop - lo).clip(0)
+        k = 1 + rng.poisson(0.8 * length / DAY)
+        secs = np.repeat(lo, k) + rng.random(int(k.sum())) * np.repeat(length, k)
+        add_sessions(np.repeat(sc, k), secs, SCRAPE, rng.integers(20, 151, int(k.sum())))
     # card testers: 1-2 visits, each a burst of 3..6 blind purchases of cheap products
     # (the cheapest 15% of every category, so no single category is dominated by them)
     ct = np.nonzero(bots.actor == CARD_TESTING)[0]
-    cheap = _cheap_products(cat, 0.15)
     if len(ct):
+        cheap = _cheap_products(cat, 0.15)
         k = 1 + (rng.random(len(ct)) < 0.3)
-        u = np.repeat(ct, k)
-        s = np.repeat(start[ct], k) + rng.random(len(u)) * (end - 3600 - np.repeat(start[ct], k)).clip(0)
-        first = sum(len(x) for x in users)
-        users.append(u); secs.append(s); kinds.append(np.full(len(u), CARDTEST))
-        views.append(rng.integers(0, 3, len(u)))
-        nb = rng.integers(3, 7, len(u))
-        t_s.append(first + np.repeat(np.arange(len(u)), nb))
-        t_p.append(cheap[rng.integers(0, len(cheap), int(nb.sum()))].astype(np.int32))
-        t_blind.append(np.ones(int(nb.sum()), dtype=bool))
-        t_cents.append(np.full(int(nb.sum()), -1, dtype=np.int32))
+        s0 = np.repeat(acq[ct], k)
+        secs = s0 + rng.random(len(s0)) * (end - s0)
+        ids = add_sessions(np.repeat(ct, k), secs, CARDTEST, rng.integers(0, 3, len(s0)))
+        nb = rng.integers(3, 7, len(s0))
+        prod = cheap[rng.integers(0, len(cheap), int(nb.sum()))].astype(np.int32)
+        targets.append((np.repeat(ids, nb), prod, True, np.full(len(prod), -1, np.int32)))
     # price anomalies: ordinary-looking visits that buy at 3..25% of the normal price
     pa = np.nonzero(bots.actor == PRICE_ANOMALY)[0]
     if len(pa):
         k = 1 + rng.poisson(1.0, len(pa))
-        u = np.repeat(pa, k)
-        s = np.repeat(start[pa], k) + rng.random(len(u)) * (end - 3600 - np.repeat(start[pa], k)).clip(0)
-        first = sum(len(x) for x in users)
-        nb = 1 + (rng.random(len(u)) < 0.3)
-        users.append(u); secs.append(s); kinds.append(np.full(len(u), ANOMALY))
-        views.append(nb + rng.poisson(2.5, len(u)))
-        tu = np.repeat(u, nb)
-        prod = _draw_targets(cfg, cat, bots, tu, rng)
-        day = np.minimum((np.repeat(s, nb) // DAY).astype(np.int64), tl.days - 1)
+        users = np.repeat(pa, k)
+        s0 = np.repeat(acq[pa], k)
+        secs = s0 + rng.random(len(s0)) * (end - s0)
+        nb = 1 + (rng.random(len(users)) < 0.3)
+        ids = add_sessions(users, secs, ANOMALY, nb + rng.poisson(2.5, len(users)))
+        prod = _draw_targets(cfg, cat, bots, np.repeat(users, nb), rng)
+        day = np.minimum((np.repeat(secs, nb) // DAY).astype(np.int64), tl.days - 1)
         cents = np.maximum(1, np.round(prices.nominal[prod, day]
                                        * rng.uniform(0.03, 0.25, len(prod)))).astype(np.int32)
-        t_s.append(first + np.repeat(np.arange(len(u)), nb))
-        t_p.append(prod); t_blind.append(np.zeros(len(prod), dtype=bool)); t_cents.append(cents)
-    cat_ = (lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.empty(0, dtype=dt))
-    return (cat_(users, np.int64) + offset, cat_(secs, np.float64), cat_(kinds, np.int8),
-            cat_(views, np.int64), cat_(t_s, np.int64), cat_(t_p, np.int32),
-            cat_(t_blind, bool), cat_(t_cents, np.int32))
+        targets.append((np.repeat(ids, nb), prod, False, cents))
+
+    def cat_(parts, dtype):
+        return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype=dtype)
+
+    return (cat_([x[0] for x in sessions], np.int64) + offset,
+            cat_([x[1] for x in sessions], np.float64),
+            cat_([np.full(len(x[0]), x[2]) for x in sessions], np.int8),
+            cat_([x[3] for x in sessions], np.int64),
+            cat_([t[0] for t in targets], np.int64),
+            cat_([t[1] for t in targets], np.int32),
+            cat_([np.full(len(t[1]), t[2]) for t in targets], bool),
+            cat_([t[3] for t in targets], np.int32))
 
 
 def build_skeleton(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,

@@ -10,7 +10,8 @@ Files (all timestamps TIMESTAMP WITH TIME ZONE, UTC):
   products.parquet            product attributes, base_price, repricing and sale flags
   price_path.parquet          product_id, valid_from, valid_to (exclusive), price shown,
                               nominal price, is_glitch, is_sale
-  categories.parquet          category_l1, elasticity, view share, intent tilt
+  categories.parquet          category_l1, elasticity, conversion at base price, view
+                              share, intent tilt
   manifest.json               parameters, hyper-parameters and exact totals of the files
 """
 from __future__ import annotations
@@ -52,8 +53,11 @@ def _write(table: pa.Table, path: Path) -> None:
 
 def write_truth(truth_dir: Path, tl: Timeline, cat: Catalog, prices: Prices,
                 pop: Population, sk: Skeleton, user_rows: np.ndarray,
-                user_purchases: np.ndarray) -> dict[str, int]:
-    """Write every truth table; returns {file name: rows}."""
+                user_purchases: np.ndarray, user_first: np.ndarray,
+                conversion: np.ndarray) -> dict[str, int]:
+    """Write every truth table; returns {file name: rows}. `user_first` is each user's
+    first event second; `conversion` is c_l1, the probability that an intent target at its
+    base price is bought, per category_l1."""
     seen = np.nonzero(user_rows > 0)[0]
     out: dict[str, int] = {}
     actor = pop.actor[seen]
@@ -67,7 +71,9 @@ def write_truth(truth_dir: Path, tl: Timeline, cat: Catalog, prices: Prices,
     users = pa.table({
         "user_id": pa.array(pop.user_id[seen], pa.int64()),
         "actor_type": _labels(actor, ACTOR_NAMES),
-        "acquired_at": _ts(pop.acq_sec[seen], tl),
+        # whole seconds like the events; never after the first event (a visit at the very
+        # end of the window may have been shifted back to fit)
+        "acquired_at": _ts(np.minimum(np.floor(pop.acq_sec[seen]), user_first[seen]), tl),
         "acquired_in_window": pa.array(pop.acq_sec[seen] >= 0),
         "lambda_per_day": pa.array(pop.lam[seen], pa.float64(), mask=~human),
         "p_dropout": pa.array(pop.p_drop[seen], pa.float64(), mask=~human),
@@ -140,6 +146,7 @@ def write_truth(truth_dir: Path, tl: Timeline, cat: Catalog, prices: Prices,
     cats = pa.table({
         "category_l1": pa.array(list(cat.l1_names), pa.string()),
         "elasticity": pa.array(cat.elasticity),
+        "conversion_at_base_price": pa.array(conversion),
         "view_share": pa.array(cat.l1_view_share),
         "intent_tilt": pa.array(cat.l1_intent_tilt),
     })

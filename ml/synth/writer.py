@@ -32,7 +32,8 @@ from ml.synth.events import EVENT_TYPES, Events
 from ml.synth.prices import Prices
 from ml.synth.timeline import DAY, Timeline
 
-HEADER = b"event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"
+HEADER = (b"event_time,event_type,product_id,category_id,category_code,brand,price,user_id,"
+          b"user_session\n")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 GZIP_BLOCK = 4 << 20
@@ -267,46 +268,102 @@ def dense_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # gzip
 
 
-def _deflate(data: memoryview, zdict: bytes, level: int) -> bytes:
+def _deflate(data: memoryview, zdict: bytes, level: int) -> tuple[bytes, int]:
+    """Raw deflate of one block (primed with `zdict`, ending on a byte boundary) and the
+    block's CRC-32, both computed in the worker thread."""
     if zdict:
         c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
     else:
         c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY)
-    return c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    return c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH), zlib.crc32(data)
+
+
+def _gf2_times(mat: list[int], vec: int) -> int:
+    out = 0
+    i = 0
+    while vec:
+        if vec & 1:
+            out ^= mat[i]
+        vec >>= 1
+        i += 1
+    return out
+
+
+def _gf2_square(mat: list[int]) -> list[int]:
+    return [_gf2_times(mat, m) for m in mat]
+
+
+def _crc_shift_operator(length: int) -> list[int]:
+    """GF(2) matrix that advances a CRC-32 over `length` zero bytes (zlib's crc32_combine)."""
+    odd = [0xEDB88320] + [1 << i for i in range(31)]  # one zero bit
+    even = _gf2_square(odd)  # two zero bits
+    odd = _gf2_square(even)  # four zero bits
+    result = None
+    n = length
+    while n:
+        even = _gf2_square(odd)  # 8, 32, ... zero bits: one byte, ...
+        if n & 1:
+            result = even if result is None else [_gf2_times(even, r) for r in result]
+        n >>= 1
+        if not n:
+            break
+        odd = _gf2_square(even)
+        if n & 1:
+            result = odd if result is None else [_gf2_times(odd, r) for r in result]
+        n >>= 1
+    return result or [1 << i for i in range(32)]
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int, operator: list[int] | None = None) -> int:
+    """CRC-32 of A + B from crc(A), crc(B) and len(B) (zlib's algorithm, pure Python)."""
+    if len2 == 0:
+        return crc1
+    op = operator if operator is not None else _crc_shift_operator(len2)
+    return _gf2_times(op, crc1) ^ crc2
 
 
 class ParallelGzipFile:
     """Single-member gzip file written from blocks deflated in a thread pool (pigz-style).
 
-    Deterministic: output bytes depend only on the data, block size and level.
+    Up to `max_pending` blocks (4 MiB each) may wait for compression, so the caller can
+    generate the next day while the pool compresses the previous one. Deterministic: output
+    bytes depend only on the data, block size and level.
     """
 
     def __init__(self, path: Path, pool: ThreadPoolExecutor, level: int = 1,
-                 max_pending: int = 6) -> None:
+                 max_pending: int = 96) -> None:
         self.f = open(path, "wb")
         self.f.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")  # mtime 0, OS unknown
         self.pool = pool
         self.level = level
         self.max_pending = max_pending
-        self.pending: deque[Future] = deque()
+        self.pending: deque[tuple[Future, int]] = deque()
         self.crc = 0
         self.size = 0
         self.tail = b""
+        self._full_block_op = _crc_shift_operator(GZIP_BLOCK)
 
     def write(self, data) -> None:
         mv = memoryview(data)
         for lo in range(0, len(mv), GZIP_BLOCK):
             block = mv[lo:lo + GZIP_BLOCK]
-            self.pending.append(self.pool.submit(_deflate, block, self.tail, self.level))
-            self.crc = zlib.crc32(block, self.crc)
+            fut = self.pool.submit(_deflate, block, self.tail, self.level)
+            self.pending.append((fut, len(block)))
             self.size += len(block)
             self.tail = (self.tail + bytes(block[-32768:]))[-32768:]
             while len(self.pending) > self.max_pending:
-                self.f.write(self.pending.popleft().result())
+                self._flush_one()
+
+    def _flush_one(self) -> None:
+        fut, n = self.pending.popleft()
+        data, crc = fut.result()
+        op = self._full_block_op if n == GZIP_BLOCK else None
+        self.crc = crc32_combine(self.crc, crc, n, op)
+        self.f.write(data)
 
     def close(self) -> None:
         while self.pending:
-            self.f.write(self.pending.popleft().result())
+            self._flush_one()
         self.f.write(zlib.compressobj(self.level, zlib.DEFLATED, -15).flush(zlib.Z_FINISH))
         self.f.write(struct.pack("<II", self.crc & 0xFFFFFFFF, self.size & 0xFFFFFFFF))
         self.f.close()
@@ -350,6 +407,8 @@ class EventSink:
         self.current: str | None = None
         self.handle = None
         self.files: list[dict] = []
+        self._pq_pool = ThreadPoolExecutor(max_workers=1) if fmt == "parquet" else None
+        self._pq_pending: Future | None = None
         if fmt == "parquet":
             self._code_idx = np.array([-1 if c is None else i
                                        for i, c in enumerate(cat.cat_code)], dtype=np.int32)
@@ -372,6 +431,9 @@ class EventSink:
         self.files.append({"path": str(path), "rows": 0})
 
     def close_file(self) -> None:
+        if self._pq_pending is not None:
+            self._pq_pending.result()
+            self._pq_pending = None
         if self.handle is not None:
             self.handle.close()
             self.handle = None
@@ -385,7 +447,12 @@ class EventSink:
             return
         self.files[-1]["rows"] += len(ev)
         if self.fmt == "parquet":
-            self.handle.write_table(self._arrow(ev), row_group_size=1 << 20)
+            table = self._arrow(ev)
+            if self._pq_pending is not None:
+                self._pq_pending.result()
+            # the previous write has finished, so row groups stay in order
+            self._pq_pending = self._pq_pool.submit(self.handle.write_table, table,
+                                                    row_group_size=1 << 20)
         else:
             for buf in self.formatter.body(ev, day, a_table):
                 self.handle.write(buf)
@@ -418,4 +485,6 @@ class EventSink:
 
     def close(self) -> list[dict]:
         self.close_file()
+        if self._pq_pool is not None:
+            self._pq_pool.shutdown(wait=True)
         return self.files
