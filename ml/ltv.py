@@ -69,10 +69,11 @@ def snapshot_role(snapshots: pd.DataFrame, role: str) -> pd.DataFrame:
 def snapshot_windows(snapshots: pd.DataFrame) -> dict[str, date]:
     """The dates of the split: train/test/score snapshot dates and the horizon (days).
 
-    Raises ValueError when a snapshot has no customer: the data is too short (or has no
-    purchase) for a training window and a test window of one horizon each.
+    Raises ValueError when the training or the test snapshot has no customer: the data is
+    too short (or has no purchase) for a training window and a test window of one horizon
+    each. The score snapshot is optional here (training models do not read it).
     """
-    missing = sorted({"train", "test", "score"} - set(snapshots["snapshot_role"]))
+    missing = sorted({"train", "test"} - set(snapshots["snapshot_role"]))
     if missing:
         raise ValueError(
             f"no customer in the {', '.join(missing)} snapshot(s): the churn and CLV models "

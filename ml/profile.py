@@ -86,7 +86,7 @@ def _sql_list(files: list[str]) -> str:
     return "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
 
 
-def _source_sql(files: list[str]) -> str:
+def source_sql(files: list[str]) -> str:
     """SELECT over all files with uniform columns; event_time as naive UTC TIMESTAMP."""
     csv = [f for f in files if not f.endswith(".parquet")]
     pq = [f for f in files if f.endswith(".parquet")]
@@ -231,13 +231,13 @@ class _Session:
         self.tmp = None
         if all(f.endswith(".parquet") for f in files):
             self.con = duckdb.connect()
-            self.con.execute(f"create view ev as {_source_sql(files)}")
+            self.con.execute(f"create view ev as {source_sql(files)}")
         else:
             self.tmp = tempfile.mkdtemp(prefix="profile_")
             self.con = duckdb.connect(os.path.join(self.tmp, "profile.duckdb"))
             self.con.execute(f"set temp_directory = '{self.tmp}'")
             self.con.execute("set preserve_insertion_order = false")
-            self.con.execute(f"create table ev as {_source_sql(files)}")
+            self.con.execute(f"create table ev as {source_sql(files)}")
 
     def close(self) -> None:
         self.con.close()

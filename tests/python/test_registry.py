@@ -52,3 +52,35 @@ def test_run_id_differs_between_runs_and_is_stable_for_one() -> None:
     run = make_run(0.8, 0.6)
     first, second = datetime(2019, 12, 1), datetime(2019, 12, 2)
     assert run.run_id(first) == run.run_id(first) != run.run_id(second)
+
+
+def test_guardrail_warns_in_dbt_when_the_latest_run_is_below_its_baseline(
+        synth_warehouse, tmp_path) -> None:
+    """On a copy of the built warehouse: quiet as built, a warning (not an error) once the
+    latest churn run is recorded below its baseline."""
+    import shutil
+
+    import duckdb
+
+    from dbt_project import run_dbt
+
+    database = tmp_path / "wh.duckdb"
+    shutil.copy(synth_warehouse.database, database)
+    events = synth_warehouse.dataset.events_glob
+    select = ["test", "--select", "assert_ml_models_beat_their_baselines"]
+
+    quiet = run_dbt(select, database, events)
+    assert quiet.returncode == 0 and "PASS=1" in quiet.stdout, quiet.stdout[-3000:]
+
+    with duckdb.connect(str(database)) as con:
+        con.execute("""
+            insert into ml_model_runs (run_id, model_name, trained_at, is_below_baseline)
+            values ('worse-run', 'churn', timestamp '2100-01-01', true)""")
+        con.execute("""
+            insert into ml_model_metrics (run_id, model_name, metric, split, value,
+                baseline, baseline_value, higher_is_better, is_primary, beats_baseline)
+            values ('worse-run', 'churn', 'pr_auc', 'test', 0.40, 'recency_rule', 0.60,
+                    true, true, false)""")
+    warned = run_dbt(select, database, events)
+    assert warned.returncode == 0, warned.stdout[-3000:]
+    assert "WARN=1" in warned.stdout
