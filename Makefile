@@ -43,8 +43,9 @@ report: install
 
 demo: data build report
 
+# Two workers, one test file each: the dbt runs of one file share its fixtures.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/sqlfluff lint models tests/dbt analyses
