@@ -28,8 +28,8 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from ml.clv import bgnbd_p_alive, fit_bgnbd
-from ml.ltv import (BGNBD_PENALIZER, _plus_days, bgnbd_summary, snapshot_role,
-                    snapshot_windows)
+from ml.ltv import (BGNBD_PENALIZER, LTV_FEATURES, _plus_days, bgnbd_summary,
+                    snapshot_role, snapshot_windows)
 from ml.registry import Metric, TrainingRun, Window
 
 __all__ = [
@@ -38,16 +38,8 @@ __all__ = [
     "bgnbd_dead_baseline", "train_churn", "risk_bands", "top_reasons", "score_churn",
 ]
 
-CHURN_FEATURES = (
-    "recency_days", "customer_age_days", "tenure_days", "purchase_days", "orders",
-    "purchase_lines", "monetary_total", "monetary_mean", "purchase_days_last_horizon",
-    "spend_last_horizon", "distinct_categories_purchased", "days_since_last_visit",
-    "active_days", "sessions", "views", "carts",
-    "sessions_last_7d", "views_last_7d", "carts_last_7d",
-    "sessions_last_14d", "views_last_14d", "carts_last_14d",
-    "sessions_last_30d", "views_last_30d", "carts_last_30d",
-    "active_days_last_30d", "cart_abandonment_rate",
-)
+# The same snapshot columns as the CLV regressor: both read int_customer_features_snapshots.
+CHURN_FEATURES = LTV_FEATURES
 
 # Domain knowledge as monotone constraints: churn risk never falls with a longer absence
 # (days since the last purchase or visit) and never rises with more recent activity.
