@@ -98,7 +98,7 @@ class TrainingRun:
             "library_versions_json": json.dumps(library_versions(), sort_keys=True),
             "metrics_json": json.dumps([_metric_row(m) for m in self.metrics]),
             "feature_importance_json": json.dumps(
-                [{"feature": k, "importance": float(v)}
+                [{"feature": k, "importance": _stable(v)}
                  for k, v in sorted(self.feature_importance.items(),
                                     key=lambda item: -item[1])]),
             "is_below_baseline": self.is_below_baseline(),
@@ -108,11 +108,17 @@ class TrainingRun:
 
 def _metric_row(metric: Metric) -> dict[str, Any]:
     row = asdict(metric)
-    row["value"] = float(metric.value)
+    row["value"] = _stable(metric.value)
     row["baseline_value"] = (None if metric.baseline_value is None
-                             else float(metric.baseline_value))
+                             else _stable(metric.baseline_value))
     row["beats_baseline"] = metric.beats_baseline()
     return row
+
+
+def _stable(value: float) -> float:
+    """A figure rounded to 9 decimals: parallel sums upstream may differ in their last
+    bits between two builds, and the same data must give the same record."""
+    return round(float(value), 9)
 
 
 def _as_timestamp(value: date | None) -> pd.Timestamp | None:
