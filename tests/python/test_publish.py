@@ -17,6 +17,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
+
+from dbt_project import REPO
 
 from ml.publish import (
     CATALOG_TABLE, PublishError, check_build, column_expression, prune_exports, pseudonym,
@@ -315,3 +318,95 @@ def test_pseudonymised_user_ids_still_join_across_tables(project) -> None:
         == expected
     # The salt itself is written nowhere.
     assert SALT.encode() not in serving.read_bytes()
+
+
+# --- the project's own build (synth_warehouse) -------------------------------------------
+
+def training_models() -> set[str]:
+    return set(yaml.safe_load((REPO / "dbt_project.yml").read_text())["vars"]
+               ["ml_training_models"])
+
+
+def checksum_sql(database: str, table: str, columns: list[str]) -> str:
+    listed = ", ".join(f'"{column}"' for column in columns)
+    return (f"select count(*), coalesce(sum(hash({listed})::hugeint), 0) "
+            f'from {database}.main."{table}"')
+
+
+@pytest.mark.dbt
+def test_publish_of_the_projects_build_is_every_mart_and_score(synth_warehouse,
+                                                              tmp_path: Path) -> None:
+    """Public = every model in models/marts and models/ml (the folder rule, so new ones
+    are picked up) except the training models; each copied exactly."""
+    manifest = json.loads((synth_warehouse.target_dir / "manifest.json").read_text())
+    in_folders = {node["name"] for node in manifest["nodes"].values()
+                  if node["resource_type"] == "model"
+                  and node["original_file_path"].startswith(("models/marts/", "models/ml/"))}
+    expected = in_folders - training_models()
+    assert {"ml_model_runs", "ml_model_metrics", "ml_feature_importance",
+            "rpt_fraud_review_queue", "fct_sessions", "ml_churn_scores"} <= expected
+
+    publication = publish(synth_warehouse.database, tmp_path / "serving.duckdb",
+                          tmp_path / "exports", synth_warehouse.target_dir)
+    assert set(publication.tables) == expected
+    with duckdb.connect() as con:
+        con.execute(f"attach '{synth_warehouse.database}' as wh (read_only)")
+        con.execute(f"attach '{publication.serving_path}' as serving (read_only)")
+        [(tags,)] = con.sql("select tags from duckdb_databases() "
+                            "where database_name = 'serving'").fetchall()
+        assert tags["storage_version"] == "v1.0.0+"
+        assert con.sql("select count(*) from duckdb_columns() where database_name = "
+                       "'serving' and column_name = 'model_artifact'").fetchall() == [(0,)]
+        for table in sorted(expected):
+            columns = [name for (name,) in con.execute(
+                "select column_name from duckdb_columns() where database_name = 'wh' "
+                "and table_name = ? order by column_index", [table]).fetchall()]
+            warehouse_sum = con.sql(checksum_sql("wh", table, columns)).fetchall()
+            assert con.sql(checksum_sql("serving", table, columns)).fetchall() \
+                == warehouse_sum, table
+            assert warehouse_sum[0][0] == publication.tables[table]
+        # persist_docs descriptions travel with the tables, for BI tools.
+        [(comment,)] = con.sql("select comment from duckdb_columns() where database_name "
+                               "= 'serving' and table_name = 'dim_customers' and "
+                               "column_name = 'user_id'").fetchall()
+        assert comment and "user" in comment.lower()
+
+
+@pytest.mark.dbt
+def test_pseudonymised_publish_of_the_projects_build(synth_warehouse,
+                                                     tmp_path: Path) -> None:
+    """Every user id is replaced, joins between marts and scores give the same counts,
+    and no published integer column holds a raw user id."""
+    publication = publish(synth_warehouse.database, tmp_path / "serving.duckdb",
+                          tmp_path / "exports", synth_warehouse.target_dir, salt=SALT)
+    assert all("user_id" in publication.pseudonymised_columns[table]
+               for table in ("dim_customers", "fct_sessions", "fct_purchases",
+                             "ml_churn_scores", "ml_fraud_user_scores",
+                             "rpt_fraud_review_queue"))
+    raw_users = {user for (user,) in rows(synth_warehouse.database,
+                                          "select user_id from dim_customers")}
+    published = {user for (user,) in rows(publication.serving_path,
+                                          "select user_id from dim_customers")}
+    assert published == {pseudonym(user, SALT) for user in raw_users}
+    joins = [
+        "select count(*) from fct_sessions inner join dim_customers using (user_id)",
+        "select count(*) from ml_churn_scores inner join fct_customer_rfm using (user_id)",
+        "select count(*) from fct_purchases inner join fct_sessions "
+        "using (session_id, user_id)",
+        "select count(*) from ml_fraud_session_scores inner join fct_sessions "
+        "using (session_id)",
+    ]
+    for sql in joins:
+        [(count,)] = rows(publication.serving_path, sql)
+        assert count > 0 and [(count,)] == rows(synth_warehouse.database, sql), sql
+    with duckdb.connect() as con:
+        con.execute(f"attach '{synth_warehouse.database}' as wh (read_only)")
+        con.execute(f"attach '{publication.serving_path}' as serving (read_only)")
+        integer_columns = con.sql(
+            "select table_name, column_name from duckdb_columns() where database_name = "
+            "'serving' and data_type in ('BIGINT', 'INTEGER', 'HUGEINT')").fetchall()
+        for table, column in integer_columns:
+            [(leaked,)] = con.sql(
+                f'select count(*) from serving.main."{table}" where "{column}" in '
+                "(select user_id from wh.main.dim_customers)").fetchall()
+            assert leaked == 0, (table, column)
