@@ -251,6 +251,23 @@ def test_publish_writes_a_read_only_old_format_copy_and_parquet(project) -> None
     assert rows(serving, f"select count(*) from '{current}/fct_sessions.parquet'") == [(6,)]
 
 
+@pytest.mark.skipif(not os.environ.get("REES46_OLD_DUCKDB_PYTHON"),
+                    reason="set REES46_OLD_DUCKDB_PYTHON to a python with DuckDB 1.x")
+def test_an_older_duckdb_reads_the_serving_copy(project) -> None:
+    """Opt-in: e.g. `python3.11 -m venv /tmp/old && /tmp/old/bin/pip install
+    duckdb==1.1.3`, then REES46_OLD_DUCKDB_PYTHON=/tmp/old/bin/python."""
+    publication = run_publish(project)
+    script = ("import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
+              "print(duckdb.__version__); print(con.sql('select count(*) from "
+              "fct_sessions').fetchall()[0][0])")
+    result = subprocess.run([os.environ["REES46_OLD_DUCKDB_PYTHON"], "-c", script,
+                             str(publication.serving_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    version, sessions = result.stdout.split()
+    assert version.startswith(("0.", "1.")) and int(sessions) == 6
+
+
 def test_second_publish_swaps_and_prunes_old_exports(project) -> None:
     ids = [run_publish(project, keep_exports=2).publish_id for _ in range(3)]
     assert len(set(ids)) == 3
