@@ -68,4 +68,5 @@ lint: install
 	$(BIN)/sqlfluff lint models tests/dbt analyses
 
 clean:
-	rm -rf target logs warehouse/*.duckdb warehouse/*.wal $(REES46_EXPORTS_DIR) $(DATA_DIR)
+	rm -rf target logs warehouse/*.duckdb warehouse/*.wal warehouse/.*.tmp warehouse/.*.lock \
+		$(REES46_EXPORTS_DIR) $(DATA_DIR)

@@ -487,6 +487,9 @@ def publish(warehouse: Path, serving: Path, exports: Path, target_path: Path,
     serving.parent.mkdir(parents=True, exist_ok=True)
     exports.mkdir(parents=True, exist_ok=True)
     with _publish_lock(serving):
+        # Leftovers of a publish that was killed: no other publisher can be writing them.
+        for stale in serving.parent.glob(f".{serving.name}.*.tmp*"):
+            stale.unlink()
         temporary = serving.with_name(f".{serving.name}.{publish_id}.tmp")
         export_dir = exports / publish_id
         try:

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from dbt_project import REPO
+from ml.report import format_serving, serving_status
 
 from ml.publish import (
     CATALOG_TABLE, PublishError, check_build, column_expression, prune_exports, pseudonym,
@@ -266,6 +267,26 @@ def test_an_older_duckdb_reads_the_serving_copy(project) -> None:
     assert result.returncode == 0, result.stderr
     version, sessions = result.stdout.split()
     assert version.startswith(("0.", "1.")) and int(sessions) == 6
+
+
+def test_a_killed_publishs_leftovers_are_removed_by_the_next(project) -> None:
+    project["serving"].parent.mkdir(parents=True)
+    leftover = project["serving"].with_name(".serving.duckdb.20260101T000000Z-x.tmp")
+    leftover.write_bytes(b"half a database")
+    run_publish(project)
+    assert not leftover.exists()
+
+
+def test_report_says_where_the_serving_copy_is(project) -> None:
+    assert serving_status(project["serving"]) is None
+    assert "not published" in format_serving(project["serving"], project["exports"], None)
+    run_publish(project, salt=SALT)
+    status = serving_status(project["serving"])
+    assert status["tables"] == 6 and status["pseudonymised_columns"] == 6
+    text = format_serving(project["serving"], project["exports"], status)
+    assert str(project["serving"].resolve()) in text
+    assert "exports/current" in text and "make dashboard" in text
+    assert "pseudonymised" in text
 
 
 def test_second_publish_swaps_and_prunes_old_exports(project) -> None:
