@@ -15,12 +15,19 @@ DATA_DIR ?= data/synth
 
 export DBT_PROFILES_DIR := $(CURDIR)
 export REES46_EVENTS ?= $(DATA_DIR)/events/*.csv.gz
+# The serving copy analysts and BI tools read (see ml/publish.py), and dbt docs.
+export REES46_SERVING_DB ?= warehouse/serving.duckdb
+export REES46_EXPORTS_DIR ?= warehouse/exports
+DOCS_PORT ?= 8080
+DOCS_HOST ?= 127.0.0.1
 
-.PHONY: help install data build report demo test lint clean
+.PHONY: help install data build publish report demo docs test lint clean
 
 help:
-	@echo "make demo   install, generate ~2M events, dbt build, print headline figures"
+	@echo "make demo   install, generate ~2M events, dbt build, publish, print headline figures"
 	@echo "make test   the whole test suite (pytest: python package, dbt, sqlfluff)"
+	@echo "make publish  after a successful build: the read-only serving copy and Parquet"
+	@echo "make docs     generate and serve dbt docs on http://$(DOCS_HOST):$(DOCS_PORT)"
 	@echo "make data | build | report | lint | clean"
 
 install: $(VENV)/.installed
@@ -38,10 +45,20 @@ data: install
 build: install
 	$(BIN)/dbt build
 
+# Refuses (and leaves the previous copy) unless the last dbt build succeeded.
+publish: install
+	$(BIN)/python -m ml.publish
+
 report: install
 	$(BIN)/python -m ml.report
 
-demo: data build report
+demo: data build publish report
+
+# Own target folder, so the build's run_results.json (which publish checks) stays.
+docs: install
+	$(BIN)/dbt docs generate --target-path target/docs
+	$(BIN)/dbt docs serve --target-path target/docs --host $(DOCS_HOST) \
+		--port $(DOCS_PORT) --no-browser
 
 # Two workers, one test file each: the dbt runs of one file share its fixtures.
 test: install
@@ -51,4 +68,5 @@ lint: install
 	$(BIN)/sqlfluff lint models tests/dbt analyses
 
 clean:
-	rm -rf target logs warehouse/*.duckdb warehouse/*.wal $(DATA_DIR)
+	rm -rf target logs warehouse/*.duckdb warehouse/*.wal warehouse/.*.tmp warehouse/.*.lock \
+		$(REES46_EXPORTS_DIR) $(DATA_DIR)

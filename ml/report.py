@@ -1,6 +1,8 @@
 """Headline figures of a built warehouse: `python -m ml.report [--database PATH]`.
 
-Opens the DuckDB file read-only, so it never holds the write lock a build needs.
+Opens the DuckDB file read-only, so it never holds the write lock a build needs. Ends with
+where the serving copy and its Parquet exports are (`python -m ml.publish`) and how to
+open the dashboard.
 """
 from __future__ import annotations
 
@@ -11,6 +13,20 @@ from pathlib import Path
 import duckdb
 
 DEFAULT_DATABASE = "warehouse/ecommerce.duckdb"
+DEFAULT_SERVING = "warehouse/serving.duckdb"
+DEFAULT_EXPORTS = "warehouse/exports"
+
+# What the last publish wrote (ml/publish.py writes this table into the serving copy).
+SERVING_SQL = """
+select
+    any_value(publish_id) as publish_id,
+    any_value(published_at) as published_at,
+    any_value(storage_version) as storage_version,
+    count(*) as tables,
+    sum(row_count) as rows,
+    sum(len(pseudonymised_columns)) as pseudonymised_columns
+from serving_tables
+"""
 
 LOAD_SQL = """
 select
@@ -131,12 +147,46 @@ def format_headline(database: Path, figures: dict[str, object]) -> str:
     ])
 
 
+def serving_status(serving: Path) -> dict[str, object] | None:
+    """What the last publish wrote into the serving copy at `serving`; None if absent."""
+    if not serving.exists():
+        return None
+    with duckdb.connect(str(serving), read_only=True) as con:
+        relation = con.sql(SERVING_SQL)
+        return dict(zip(relation.columns, relation.fetchall()[0]))
+
+
+def format_serving(serving: Path, exports: Path, status: dict[str, object] | None) -> str:
+    """Where analysts and BI tools read the data, and how to open the dashboard."""
+    if status is None:
+        return (f"Serving copy: not published at {serving} (run `make publish` after a "
+                "successful build)")
+    users = ("pseudonymised (REES46_USER_ID_SALT)" if status["pseudonymised_columns"]
+             else "as in the warehouse (set REES46_USER_ID_SALT to pseudonymise)")
+    return "\n".join([
+        "Serving copy for analysts and BI tools (read-only; see README, For analysts):",
+        f"  DuckDB file           {serving.resolve()}",
+        f"                        {status['tables']} tables, {status['rows']:,} rows, "
+        f"published {status['published_at']:%Y-%m-%d %H:%M} UTC, "
+        f"DuckDB storage {status['storage_version']}",
+        f"  Parquet               {(exports / 'current').absolute()}/<table>.parquet",
+        f"  user ids              {users}",
+        f"  dashboard             make dashboard   (Streamlit, reads "
+        f"REES46_SERVING_DB={serving})",
+    ])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database", type=Path,
                         default=Path(os.environ.get("DUCKDB_PATH", DEFAULT_DATABASE)))
+    parser.add_argument("--serving", type=Path,
+                        default=Path(os.environ.get("REES46_SERVING_DB", DEFAULT_SERVING)))
+    parser.add_argument("--exports", type=Path,
+                        default=Path(os.environ.get("REES46_EXPORTS_DIR", DEFAULT_EXPORTS)))
     args = parser.parse_args(argv)
     print(format_headline(args.database, headline(args.database)))
+    print(format_serving(args.serving, args.exports, serving_status(args.serving)))
 
 
 if __name__ == "__main__":

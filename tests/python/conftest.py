@@ -6,6 +6,7 @@ the suite pays for generating and building it once.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dbt_project import REPO, run_dbt
+from dbt_project import _TARGET, REPO, run_dbt
 
 # Three months like the demo (so churn has a training and a test window), small enough
 # for CI. Models whose planted-truth checks need it assert at this size.
@@ -32,10 +33,15 @@ class SynthDataset:
 
 @dataclass(frozen=True)
 class Warehouse:
-    """A DuckDB file built by `dbt build` from `dataset`, and the build's output."""
+    """A DuckDB file built by `dbt build` from `dataset`, and the build's output.
+
+    `target_dir` keeps that build's manifest.json and run_results.json (the shared dbt
+    target folder is overwritten by later runs).
+    """
     database: Path
     dataset: SynthDataset
     build_log: str
+    target_dir: Path | None = None
 
 
 @pytest.fixture(scope="session")
@@ -63,4 +69,9 @@ def synth_warehouse(synth_dataset: SynthDataset,
     database = tmp_path_factory.mktemp("synth_warehouse") / "wh.duckdb"
     result = run_dbt(["build"], database, synth_dataset.events_glob)
     assert result.returncode == 0, result.stdout[-8000:]
-    return Warehouse(database=database, dataset=synth_dataset, build_log=result.stdout)
+    target_dir = database.parent / "target"
+    target_dir.mkdir()
+    for artefact in ("manifest.json", "run_results.json"):
+        shutil.copy2(_TARGET / artefact, target_dir / artefact)
+    return Warehouse(database=database, dataset=synth_dataset, build_log=result.stdout,
+                     target_dir=target_dir)
