@@ -1,0 +1,40 @@
+"""Revenue and orders forecast with 80% / 95% intervals, and the scenarios."""
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboard import ui
+
+st.title("Forecast")
+if ui.require("ml_revenue_forecast"):
+    series = ui.query("forecast_series")
+    choices = [f"{r.series_id} | {r.measure}" for r in series.itertuples()]
+    default = choices.index("overall | revenue") if "overall | revenue" in choices else 0
+    picked = st.selectbox("Series", choices, index=default, key="forecast_series")
+    series_id, measure = picked.split(" | ")
+    forecast = ui.query("forecast", {"series_id": series_id, "measure": measure})
+    history = ui.filtered("daily_trends")
+    actual = pd.DataFrame()
+    if series_id == "overall" and measure in history.columns:
+        actual = history[["trend_date", measure]].rename(
+            columns={"trend_date": "forecast_date", measure: "point"})
+        actual["model"] = "actual"
+    selected = forecast[forecast["is_selected_model"]]
+    band = alt.Chart(selected).encode(x=alt.X("forecast_date:T", title=None))
+    lines = alt.Chart(pd.concat([actual, forecast], ignore_index=True)).mark_line(
+        ).encode(x="forecast_date:T", y=alt.Y("point:Q", title=measure),
+                 color="model:N", strokeDash="model:N")
+    st.altair_chart(band.mark_area(opacity=0.15).encode(y="lo95:Q", y2="hi95:Q")
+                    + band.mark_area(opacity=0.3).encode(y="lo80:Q", y2="hi80:Q")
+                    + lines, width="stretch")
+    st.caption("Shaded: the selected model's 80% and 95% prediction intervals.")
+    st.dataframe(forecast, hide_index=True, width="stretch")
+    st.subheader("Model metrics")
+    st.dataframe(ui.query("model_metrics", {"models": ["revenue_forecast"]}),
+                 hide_index=True, width="stretch")
+
+st.subheader("Scenarios")
+if ui.require("rpt_revenue_scenarios"):
+    st.dataframe(ui.query("scenarios"), hide_index=True, width="stretch")
