@@ -16,12 +16,17 @@ DATA_DIR ?= data/synth
 export DBT_PROFILES_DIR := $(CURDIR)
 export REES46_EVENTS ?= $(DATA_DIR)/events/*.csv.gz
 
-.PHONY: help install data build report demo test lint clean
+# The dashboard reads the serving copy only (python -m ml.publish writes it).
+DASHBOARD_PORT ?= 8501
+export REES46_SERVING_DB ?= warehouse/serving.duckdb
+
+.PHONY: help install data build report demo test lint clean dashboard screenshots
 
 help:
 	@echo "make demo   install, generate ~2M events, dbt build, print headline figures"
 	@echo "make test   the whole test suite (pytest: python package, dbt, sqlfluff)"
-	@echo "make data | build | report | lint | clean"
+	@echo "make dashboard   the Streamlit dashboard on the serving copy (DASHBOARD_PORT=$(DASHBOARD_PORT))"
+	@echo "make data | build | report | lint | screenshots | clean"
 
 install: $(VENV)/.installed
 
@@ -46,6 +51,17 @@ demo: data build report
 # Two workers, one test file each: the dbt runs of one file share its fixtures.
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+dashboard: install
+	@test -f $(REES46_SERVING_DB) || { echo "No serving copy at $(REES46_SERVING_DB):" \
+		"run make build, then $(BIN)/python -m ml.publish"; exit 1; }
+	PYTHONPATH=$(CURDIR) $(BIN)/streamlit run dashboard/app.py --server.headless true \
+		--server.port $(DASHBOARD_PORT) --browser.gatherUsageStats false \
+		--client.toolbarMode minimal
+
+# PNGs of the dashboard pages in docs/screenshots, taken with headless Chromium.
+screenshots: install
+	PYTHONPATH=$(CURDIR) $(BIN)/python -m dashboard.headless --out docs/screenshots
 
 lint: install
 	$(BIN)/sqlfluff lint models tests/dbt analyses

@@ -17,19 +17,19 @@ if __package__ in (None, ""):  # `streamlit run dashboard/app.py` puts dashboard
 from dashboard import ui  # noqa: E402
 
 PAGES = [
-    ("views/kpis.py", "KPIs", "📈"),
-    ("views/funnel.py", "Funnel", "🔻"),
-    ("views/heatmap.py", "Hour x weekday", "🗓️"),
-    ("views/products.py", "Products and brands", "🏷️"),
-    ("views/segments.py", "RFM segments and clusters", "👥"),
-    ("views/cohorts.py", "Cohort retention", "🔁"),
-    ("views/churn_clv.py", "Churn risk and CLV", "⏳"),
-    ("views/pricing.py", "Price elasticity", "💲"),
-    ("views/fraud.py", "Fraud review queue", "🚩"),
-    ("views/forecast.py", "Forecast", "🔮"),
+    ("views/kpis.py", "KPIs", ":material/monitoring:"),
+    ("views/funnel.py", "Funnel", ":material/filter_alt:"),
+    ("views/heatmap.py", "Hour x weekday", ":material/calendar_view_week:"),
+    ("views/products.py", "Products and brands", ":material/sell:"),
+    ("views/segments.py", "RFM segments and clusters", ":material/groups:"),
+    ("views/cohorts.py", "Cohort retention", ":material/grid_on:"),
+    ("views/churn_clv.py", "Churn risk and CLV", ":material/hourglass_bottom:"),
+    ("views/pricing.py", "Price elasticity", ":material/price_change:"),
+    ("views/fraud.py", "Fraud review queue", ":material/flag:"),
+    ("views/forecast.py", "Forecast", ":material/trending_up:"),
 ]
 
-st.set_page_config(page_title="REES46 dashboard", page_icon="🛒", layout="wide")
+st.set_page_config(page_title="REES46 dashboard", page_icon=":material/shopping_cart:", layout="wide")
 navigation = st.navigation([
     st.Page(path, title=title, icon=icon, default=(i == 0))
     for i, (path, title, icon) in enumerate(PAGES)

@@ -10,8 +10,8 @@ passed as named parameters (`$start`, `$categories`, ...) to DuckDB, never forma
 the SQL string; `run()` is the only place that executes SQL, and it only accepts the name
 of a statement of `SQL`. tests/python/test_dashboard.py checks both.
 
-Tables built in parallel to the dashboard (customer clusters, revenue forecast and
-scenarios) are optional: `OPTIONAL_TABLES` names them and the columns the pages use, in
+Tables built in parallel to the dashboard (customer cluster profiles, revenue forecast
+and scenarios) are optional: `OPTIONAL_TABLES` names them and the columns the pages use, in
 one place, so a page shows a notice instead of failing while they are absent.
 """
 from __future__ import annotations
@@ -324,14 +324,20 @@ SQL: Mapping[str, str] = {
         order by users desc
     """,
     # --- optional tables (see OPTIONAL_TABLES) ----------------------------------------
-    "clusters_summary": """
-        select cluster_id, count(*) as customers
-        from ml_customer_clusters
-        group by 1
-        order by 1
-    """,
     "cluster_profiles": """
-        select * from ml_customer_cluster_profiles order by 1
+        select
+            cluster_id, cluster_name, customers, customer_share,
+            mean_recency_days, mean_orders, mean_monetary_total,
+            revenue::double as revenue, revenue_share
+        from ml_customer_cluster_profiles
+        order by cluster_id
+    """,
+    "cluster_segments": """
+        select cluster_name, rfm_segment, customers, share_of_cluster
+        from rpt_customer_cluster_segments
+    """,
+    "forecast_series": """
+        select distinct series_id, measure from ml_revenue_forecast order by 1, 2
     """,
     "forecast": """
         select
@@ -341,24 +347,35 @@ SQL: Mapping[str, str] = {
         where series_id = $series_id and measure = $measure
         order by forecast_date, model
     """,
-    "forecast_series": """
-        select distinct series_id, measure from ml_revenue_forecast order by 1, 2
-    """,
     "scenarios": """
-        select * from rpt_revenue_scenarios order by 1, 2
+        select
+            forecast_date, horizon, model, conservative, expected, optimistic,
+            cumulative_conservative, cumulative_expected, cumulative_optimistic
+        from rpt_revenue_scenarios
+        where series_id = $series_id and measure = $measure
+        order by horizon
     """,
 }
 
 # Tables the pages read that other work adds to the warehouse; the columns each
 # statement above uses. A page checks `missing(table)` before querying.
 OPTIONAL_TABLES: Mapping[str, tuple[str, ...]] = {
-    "ml_customer_clusters": ("cluster_id",),
-    "ml_customer_cluster_profiles": (),
-    "ml_revenue_forecast": ("forecast_date", "series_id", "measure", "model",
-                            "is_selected_model", "point", "lo80", "hi80", "lo95",
-                            "hi95"),
-    "rpt_revenue_scenarios": (),
+    "ml_customer_cluster_profiles": (
+        "cluster_id", "cluster_name", "customers", "customer_share",
+        "mean_recency_days", "mean_orders", "mean_monetary_total", "revenue",
+        "revenue_share"),
+    "rpt_customer_cluster_segments": (
+        "cluster_name", "rfm_segment", "customers", "share_of_cluster"),
+    "ml_revenue_forecast": (
+        "forecast_date", "series_id", "measure", "model", "is_selected_model",
+        "point", "lo80", "hi80", "lo95", "hi95"),
+    "rpt_revenue_scenarios": (
+        "series_id", "measure", "forecast_date", "horizon", "model", "conservative",
+        "expected", "optimistic", "cumulative_conservative", "cumulative_expected",
+        "cumulative_optimistic"),
 }
+# The forecast's training runs in the registry (ml_model_runs.model_name).
+FORECAST_MODEL_NAME = "revenue_forecast"
 
 
 _PARAMETER = re.compile(r"\$([a-z_][a-z0-9_]*)")

@@ -77,4 +77,13 @@ def require(*tables: str) -> bool:
 
 
 def money(value: float) -> str:
+    """$1,234,567"""
     return f"${value:,.0f}"
+
+
+def compact(value: float, prefix: str = "") -> str:
+    """A tile figure: 5.15M, 20.7k, 731."""
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{prefix}{float(f'{value / size:.3g}'):g}{suffix}"
+    return f"{prefix}{value:,.0f}"

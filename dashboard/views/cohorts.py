@@ -27,4 +27,4 @@ else:
     st.altair_chart(heat + text, width="stretch")
     st.caption("Month 0 is the first-purchase month (100% by definition). Whole history; "
                "the sidebar filters do not apply.")
-    st.dataframe(cohorts.drop(columns="cohort"), hide_index=True, width="stretch")
+    st.dataframe(cohorts.drop(columns="cohort_month"), hide_index=True, width="stretch")

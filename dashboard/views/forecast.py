@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import ui
+from dashboard.queries import FORECAST_MODEL_NAME
 
 st.title("Forecast")
 if ui.require("ml_revenue_forecast"):
@@ -14,7 +15,8 @@ if ui.require("ml_revenue_forecast"):
     default = choices.index("overall | revenue") if "overall | revenue" in choices else 0
     picked = st.selectbox("Series", choices, index=default, key="forecast_series")
     series_id, measure = picked.split(" | ")
-    forecast = ui.query("forecast", {"series_id": series_id, "measure": measure})
+    chosen = {"series_id": series_id, "measure": measure}
+    forecast = ui.query("forecast", chosen)
     history = ui.filtered("daily_trends")
     actual = pd.DataFrame()
     if series_id == "overall" and measure in history.columns:
@@ -29,12 +31,25 @@ if ui.require("ml_revenue_forecast"):
     st.altair_chart(band.mark_area(opacity=0.15).encode(y="lo95:Q", y2="hi95:Q")
                     + band.mark_area(opacity=0.3).encode(y="lo80:Q", y2="hi80:Q")
                     + lines, width="stretch")
-    st.caption("Shaded: the selected model's 80% and 95% prediction intervals.")
-    st.dataframe(forecast, hide_index=True, width="stretch")
-    st.subheader("Model metrics")
-    st.dataframe(ui.query("model_metrics", {"models": ["revenue_forecast"]}),
-                 hide_index=True, width="stretch")
+    st.caption("Shaded: the selected model's 80% and 95% prediction intervals; dashed: "
+               "the seasonal naive baseline. Actuals: the sidebar's date range, for the "
+               "overall series.")
 
-st.subheader("Scenarios")
-if ui.require("rpt_revenue_scenarios"):
-    st.dataframe(ui.query("scenarios"), hide_index=True, width="stretch")
+    st.subheader("Scenarios")
+    if ui.require("rpt_revenue_scenarios"):
+        scenarios = ui.query("scenarios", chosen)
+        if scenarios.empty:
+            st.info("No scenarios for this series.")
+        else:
+            last = scenarios.iloc[-1]
+            tiles = st.columns(3)
+            for tile, name in zip(tiles, ("conservative", "expected", "optimistic")):
+                tile.metric(f"{name.capitalize()}, {int(last['horizon'])} days",
+                            f"{last[f'cumulative_{name}']:,.0f}", border=True)
+            st.caption("Conservative and optimistic: the 80% interval's bounds of the "
+                       "selected model, summed over the horizon.")
+            st.dataframe(scenarios, hide_index=True, width="stretch")
+
+    st.subheader("Model metrics")
+    st.dataframe(ui.query("model_metrics", {"models": [FORECAST_MODEL_NAME]}),
+                 hide_index=True, width="stretch")

@@ -29,7 +29,7 @@ def funnel_chart(frame: pd.DataFrame, key: str) -> alt.Chart:
                       var_name="step", value_name="sessions")
     return alt.Chart(long).mark_bar().encode(
         y=alt.Y(f"{key}:N", sort="-x", title=None),
-        x=alt.X("sessions:Q", scale=alt.Scale(type="symlog")),
+        x=alt.X("sessions:Q"),
         color=alt.Color("step:N", sort=["sessions_with_view", "sessions_reaching_cart",
                                         "sessions_with_purchase"]),
         yOffset=alt.YOffset("step:N", sort=["sessions_with_view",
@@ -44,10 +44,10 @@ steps = st.columns(3)
 steps[0].metric("Category-sessions with a view", f"{int(total.iloc[0]):,}", border=True)
 steps[1].metric("... reaching the cart", f"{int(total.iloc[1]):,}",
                 f"{100 * total.iloc[1] / max(total.iloc[0], 1):.1f}% of views",
-                delta_color="off", border=True)
+                delta_color="off", delta_arrow="off", border=True)
 steps[2].metric("... purchasing", f"{int(total.iloc[2]):,}",
                 f"{100 * total.iloc[2] / max(total.iloc[1], 1):.1f}% of carts",
-                delta_color="off", border=True)
+                delta_color="off", delta_arrow="off", border=True)
 
 category_tab, brand_tab = st.tabs(["By category", "By brand"])
 with category_tab:

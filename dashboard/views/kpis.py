@@ -45,13 +45,14 @@ st.caption(f"{current.start} to {current.end} ({days} days), site-wide; deltas a
            f"the {days} days before. Category and brand filters apply to the chart below "
            "and to the other pages.")
 tiles = st.columns(6)
-tiles[0].metric("Revenue", ui.money(now["revenue"]), delta("revenue"), border=True)
-tiles[1].metric("Orders", f"{now['orders']:,.0f}", delta("orders"), border=True)
-tiles[2].metric("Buyer-days", f"{now['buyer_days']:,.0f}", delta("buyer_days"),
+tiles[0].metric("Revenue", ui.compact(now["revenue"], "$"), delta("revenue"),
+                border=True, help=ui.money(now["revenue"]))
+tiles[1].metric("Orders", ui.compact(now["orders"]), delta("orders"), border=True)
+tiles[2].metric("Buyer-days", ui.compact(now["buyer_days"]), delta("buyer_days"),
                 border=True, help="Sum over days of distinct buyers per day.")
 tiles[3].metric("Average order value", "–" if pd.isna(now["aov"]) else
                 f"${now['aov']:,.2f}", delta("aov"), border=True)
-tiles[4].metric("Sessions", f"{now['sessions']:,.0f}", delta("sessions"), border=True)
+tiles[4].metric("Sessions", ui.compact(now["sessions"]), delta("sessions"), border=True)
 tiles[5].metric("Session conversion", "–" if pd.isna(now["conversion"]) else
                 f"{100 * now['conversion']:.2f}%", delta("conversion", True),
                 border=True)

@@ -26,10 +26,29 @@ with right:
 st.dataframe(segments, hide_index=True, width="stretch")
 
 st.subheader("Clusters")
-if ui.require("ml_customer_clusters"):
-    clusters = ui.query("clusters_summary")
-    st.altair_chart(alt.Chart(clusters).mark_bar().encode(
-        x="customers:Q", y=alt.Y("cluster_id:N", title="cluster"),
-        tooltip=["cluster_id", "customers"]), width="stretch")
-    if "ml_customer_cluster_profiles" in ui.database().tables():
-        st.dataframe(ui.query("cluster_profiles"), hide_index=True, width="stretch")
+if ui.require("ml_customer_cluster_profiles"):
+    profiles = ui.query("cluster_profiles")
+    left, right = st.columns(2)
+    with left:
+        st.altair_chart(alt.Chart(profiles).mark_bar().encode(
+            x=alt.X("customer_share:Q", axis=alt.Axis(format="%"),
+                    title="share of customers"),
+            y=alt.Y("cluster_name:N", sort="-x", title=None),
+            tooltip=["cluster_name", "customers",
+                     alt.Tooltip("revenue_share:Q", format=".1%")]), width="stretch")
+    with right:
+        st.altair_chart(alt.Chart(profiles).mark_circle().encode(
+            x=alt.X("mean_recency_days:Q", title="mean recency (days)"),
+            y=alt.Y("mean_monetary_total:Q", title="mean spend (USD)"),
+            size="customers:Q", color="cluster_name:N",
+            tooltip=["cluster_name", "customers",
+                     alt.Tooltip("mean_orders:Q", format=".2f")]), width="stretch")
+    st.dataframe(profiles, hide_index=True, width="stretch")
+    if ui.require("rpt_customer_cluster_segments"):
+        st.caption("Clusters against RFM segments: share of each cluster's customers.")
+        st.altair_chart(alt.Chart(ui.query("cluster_segments")).mark_rect().encode(
+            x=alt.X("rfm_segment:N", title=None), y=alt.Y("cluster_name:N", title=None),
+            color=alt.Color("share_of_cluster:Q", scale=alt.Scale(scheme="blues")),
+            tooltip=["cluster_name", "rfm_segment", "customers",
+                     alt.Tooltip("share_of_cluster:Q", format=".1%")]),
+            width="stretch")
