@@ -43,11 +43,9 @@ STABLE_POLLS = 4
 JS_COUNT = "document.querySelectorAll('[data-testid=\"{testid}\"]').length"
 JS_TEXTS = ("Array.from(document.querySelectorAll('[data-testid=\"{testid}\"]'))"
             ".map(e => e.innerText)")
-# Pages photographed for docs/ (url path, file name).
-SCREENSHOTS = (("", "kpis"), ("funnel", "funnel"), ("heatmap", "heatmap"),
-               ("segments", "segments"), ("cohorts", "cohorts"),
-               ("churn_clv", "churn_clv"), ("pricing", "pricing"), ("fraud", "fraud"),
-               ("forecast", "forecast"))
+# Pages photographed for docs/screenshots (url path under the app; "" = KPIs).
+SCREENSHOTS = ("", "funnel", "heatmap", "products", "segments", "cohorts", "churn_clv",
+               "pricing", "fraud", "forecast")
 
 
 def find_chromium() -> str | None:
@@ -76,8 +74,8 @@ def _wait(predicate, timeout: float, what: str, interval: float = 0.2) -> Any:
 class Browser:
     """One headless Chromium tab over the DevTools protocol."""
 
-    def __init__(self, websocket_url: str) -> None:
-        self._socket = connect(websocket_url, max_size=None, open_timeout=30)
+    def __init__(self, socket) -> None:
+        self._socket = socket
         self._ids = itertools.count(1)
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
@@ -126,9 +124,6 @@ class Browser:
         data = self.call("Page.captureScreenshot", format="png")["data"]
         Path(path).write_bytes(base64.b64decode(data))
 
-    def close(self) -> None:
-        self._socket.close()
-
 
 @contextmanager
 def chromium(binary: str, width: int = 1440, height: int = 1100) -> Iterator[Browser]:
@@ -147,12 +142,11 @@ def chromium(binary: str, width: int = 1440, height: int = 1100) -> Iterator[Bro
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list",
                                         timeout=10) as reply:
                 tabs = [t for t in json.load(reply) if t.get("type") == "page"]
-            browser = Browser(tabs[0]["webSocketDebuggerUrl"])
-            try:
+            with connect(tabs[0]["webSocketDebuggerUrl"], max_size=None,
+                         open_timeout=30) as socket:
+                browser = Browser(socket)
                 browser.call("Page.enable")
                 yield browser
-            finally:
-                browser.close()
         finally:
             process.terminate()
             try:
@@ -208,7 +202,8 @@ def take_screenshots(serving_db: Path, out: Path, binary: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with dashboard_server(serving_db) as url, chromium(binary) as browser:
-        for path, name in SCREENSHOTS:
+        for path in SCREENSHOTS:
+            name = path or "kpis"
             browser.open(f"{url}/{path}")
             if browser.count("stException"):
                 raise RuntimeError(f"page {name}: {browser.texts('stException')}")

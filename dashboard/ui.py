@@ -76,6 +76,28 @@ def require(*tables: str) -> bool:
     return False
 
 
+def model_metrics(models: list[str]) -> None:
+    """The models' primary metric against each baseline (latest run) as tiles, and all
+    their metrics in an expander, from the registry."""
+    metrics = query("model_metrics", {"models": models})
+    if metrics.empty:
+        st.info(f"No runs of {', '.join(models)} in the registry.")
+        return
+    latest = metrics[metrics["trained_at"] == metrics.groupby("model_name")[
+        "trained_at"].transform("max")]
+    primary = latest[latest["is_primary"]]
+    tiles = st.columns(max(len(primary), 1))
+    for tile, row in zip(tiles, primary.itertuples()):
+        tile.metric(f"{row.model_name}: {row.metric}", f"{row.value:.3f}",
+                    f"{row.baseline} {row.baseline_value:.3f}",
+                    delta_color="normal" if row.beats_baseline else "inverse",
+                    delta_arrow="off", border=True,
+                    help="Model (big) against the baseline (small), latest run; "
+                         "green when the model beats it.")
+    with st.expander("All metrics from the registry"):
+        st.dataframe(metrics, hide_index=True, width="stretch")
+
+
 def money(value: float) -> str:
     """$1,234,567"""
     return f"${value:,.0f}"

@@ -8,6 +8,8 @@ import streamlit as st
 from dashboard import ui
 
 st.title("Churn risk and CLV")
+
+
 st.caption("Scores of every buyer as of the last date; the sidebar filters do not apply.")
 churn_tab, clv_tab = st.tabs(["Churn", "Lifetime value"])
 
@@ -17,7 +19,8 @@ with churn_tab:
     for col, row in zip(cols, bands.itertuples()):
         col.metric(f"{row.churn_risk_band} risk", f"{row.customers:,}",
                    f"mean P(churn) {row.avg_probability:.2f}", delta_color="off",
-                   border=True)
+                   delta_arrow="off", border=True)
+    ui.model_metrics(["churn"])
     st.altair_chart(alt.Chart(ui.query("churn_histogram")).mark_bar().encode(
         x=alt.X("bin_start:Q", bin="binned", title="churn probability",
                 scale=alt.Scale(domain=[0, 1])),
@@ -27,9 +30,6 @@ with churn_tab:
     st.dataframe(ui.query("churn_top_risk", {"limit": 50}), hide_index=True,
                  width="stretch", column_config={
                      "user_id": st.column_config.NumberColumn(format="%d")})
-    st.subheader("Model metrics")
-    st.dataframe(ui.query("model_metrics", {"models": ["churn"]}), hide_index=True,
-                 width="stretch")
 
 with clv_tab:
     summary = ui.query("clv_summary").iloc[0]
@@ -38,6 +38,7 @@ with clv_tab:
     cols[1].metric(f"Expected spend, next {summary['horizon_days']} days (BG/NBD)",
                    ui.money(summary["expected_spend"]), border=True)
     cols[2].metric("Mean P(alive)", f"{summary['avg_p_alive']:.2f}", border=True)
+    ui.model_metrics(["clv_bgnbd", "clv_xgboost"])
     histogram = ui.query("clv_histogram")
     histogram["spend_from"] = histogram["bin"] * histogram["bin_width"]
     histogram["spend_to"] = histogram["spend_from"] + histogram["bin_width"]
@@ -46,6 +47,3 @@ with clv_tab:
         x2="spend_to:Q", y=alt.Y("customers:Q", scale=alt.Scale(type="symlog"))),
         width="stretch")
     st.caption("The last bin holds the top 1% of expected spend.")
-    st.subheader("Model metrics")
-    st.dataframe(ui.query("model_metrics", {"models": ["clv_bgnbd", "clv_xgboost"]}),
-                 hide_index=True, width="stretch")

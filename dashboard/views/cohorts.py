@@ -17,14 +17,18 @@ else:
     fmt = ".1%" if measure == "retention_rate" else "$,.0f"
     base = alt.Chart(cohorts).encode(
         x=alt.X("months_since_first_purchase:O", title="months since first purchase"),
-        y=alt.Y("cohort:O", title="cohort (first purchase month)"))
+        y=alt.Y("cohort:O", title="cohort"))
     heat = base.mark_rect().encode(
         color=alt.Color(f"{measure}:Q", scale=alt.Scale(scheme="blues")),
         tooltip=["cohort", "months_since_first_purchase", "cohort_size",
                  "active_buyers", alt.Tooltip(f"{measure}:Q", format=fmt)])
-    text = base.mark_text(baseline="middle").encode(
-        text=alt.Text(f"{measure}:Q", format=fmt))
-    st.altair_chart(heat + text, width="stretch")
+    text = base.mark_text(baseline="middle", fontSize=14).encode(
+        text=alt.Text(f"{measure}:Q", format=fmt),
+        color=alt.condition(f"datum.{measure} > {cohorts[measure].median()}",
+                            alt.value("white"), alt.value("black")))
+    rows = cohorts["cohort"].nunique()
+    st.altair_chart(heat + text, width="stretch", height=max(180, 56 * rows))
     st.caption("Month 0 is the first-purchase month (100% by definition). Whole history; "
                "the sidebar filters do not apply.")
-    st.dataframe(cohorts.drop(columns="cohort_month"), hide_index=True, width="stretch")
+    st.dataframe(cohorts[["cohort", *cohorts.columns[1:-1]]], hide_index=True,
+                 width="stretch")

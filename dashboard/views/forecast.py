@@ -51,5 +51,4 @@ if ui.require("ml_revenue_forecast"):
             st.dataframe(scenarios, hide_index=True, width="stretch")
 
     st.subheader("Model metrics")
-    st.dataframe(ui.query("model_metrics", {"models": [FORECAST_MODEL_NAME]}),
-                 hide_index=True, width="stretch")
+    ui.model_metrics([FORECAST_MODEL_NAME])

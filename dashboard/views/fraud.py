@@ -14,6 +14,7 @@ cols[0].metric("Users in the queue", f"{len(queue):,}", border=True)
 cols[1].metric("Their revenue", ui.money(queue["revenue"].sum()), border=True)
 cols[2].metric("Median fraud score", f"{queue['fraud_score'].median():.2f}"
                if len(queue) else "–", border=True)
+ui.model_metrics(["fraud"])
 reasons = ui.query("fraud_reasons")
 if not reasons.empty:
     st.altair_chart(alt.Chart(reasons).mark_bar().encode(

@@ -8,6 +8,7 @@ from dashboard import ui
 
 st.title("Price elasticity")
 current = ui.filters()
+ui.model_metrics(["price_elasticity"])
 elasticities = ui.query("elasticities", {"categories": list(current.categories)})
 if elasticities.empty:
     st.info("No elasticity estimates for the selected categories.")

@@ -115,13 +115,14 @@ def test_every_page_renders_on_the_built_warehouse(serving_copy, monkeypatch):
         _page(at, page)
         if page == "views/kpis.py":
             assert [m.label for m in at.metric] == KPI_LABELS
+            assert len(at.get("vega_lite_chart")) == 1
             assert all(m.value not in ("", "–", "$0") for m in at.metric)
         elif page in ("views/segments.py", "views/forecast.py"):
             # Clusters and the forecast are not in this warehouse: a notice, not a crash.
             assert _notices(at), page
         else:
             assert not _notices(at), page
-            assert len(at.dataframe) + len(at.metric) > 0, page
+            assert len(at.get("vega_lite_chart")) + len(at.dataframe) > 0, page
 
 
 def test_kpi_tiles_match_the_marts(serving_copy, monkeypatch):
@@ -319,10 +320,16 @@ def _tables(statement: str) -> set[str]:
             - {"information_schema"})
 
 
+# ui helpers that run statements themselves.
+HELPER_STATEMENTS = {"model_metrics": {"model_metrics"}}
+
+
 def _statements(path: Path) -> set[str]:
-    return {call.args[0].value for call in _calls(ast.parse(path.read_text()))
-            if _name(call) in ("query", "filtered") and call.args
-            and isinstance(call.args[0], ast.Constant)}
+    calls = _calls(ast.parse(path.read_text()))
+    named = {call.args[0].value for call in calls
+             if _name(call) in ("query", "filtered") and call.args
+             and isinstance(call.args[0], ast.Constant)}
+    return named.union(*(HELPER_STATEMENTS.get(_name(call), set()) for call in calls))
 
 
 def _exposures() -> dict[str, dict]:
