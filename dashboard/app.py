@@ -29,7 +29,8 @@ PAGES = [
     ("views/forecast.py", "Forecast", ":material/trending_up:"),
 ]
 
-st.set_page_config(page_title="REES46 dashboard", page_icon=":material/shopping_cart:", layout="wide")
+st.set_page_config(page_title="REES46 dashboard", page_icon=":material/shopping_cart:",
+                   layout="wide")
 navigation = st.navigation([
     st.Page(path, title=title, icon=icon, default=(i == 0))
     for i, (path, title, icon) in enumerate(PAGES)

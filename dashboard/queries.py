@@ -57,10 +57,10 @@ _BRAND = ("(len($brands::varchar[]) = 0 or list_contains("
           "$brands::varchar[], coalesce({col}, 'unknown')))")
 
 
-def _where(date_col: str, category_col: str | None = None,
+def _where(date_col: str | None, category_col: str | None = None,
            brand_col: str | None = None) -> str:
     """A WHERE clause over column names fixed in this module (never user input)."""
-    parts = [f"{date_col} between $start and $end"]
+    parts = [f"{date_col} between $start and $end"] if date_col else []
     if category_col:
         parts.append(_CATEGORY.format(col=category_col))
     if brand_col:
@@ -118,10 +118,12 @@ SQL: Mapping[str, str] = {
     "funnel_by_category": f"""
         select
             category_l1,
-            sum(sessions_with_view) as sessions_with_view,
-            sum(sessions_reaching_cart) as sessions_reaching_cart,
-            sum(sessions_with_purchase) as sessions_with_purchase,
-            sum(views) as views, sum(carts) as carts, sum(purchases) as purchases
+            sum(sessions_with_view)::bigint as sessions_with_view,
+            sum(sessions_reaching_cart)::bigint as sessions_reaching_cart,
+            sum(sessions_with_purchase)::bigint as sessions_with_purchase,
+            sum(views)::bigint as views,
+            sum(carts)::bigint as carts,
+            sum(purchases)::bigint as purchases
         from fct_funnel_daily
         where {_where('event_date', 'category_l1', 'brand')}
         group by 1
@@ -130,10 +132,12 @@ SQL: Mapping[str, str] = {
     "funnel_by_brand": f"""
         select
             brand,
-            sum(sessions_with_view) as sessions_with_view,
-            sum(sessions_reaching_cart) as sessions_reaching_cart,
-            sum(sessions_with_purchase) as sessions_with_purchase,
-            sum(views) as views, sum(carts) as carts, sum(purchases) as purchases
+            sum(sessions_with_view)::bigint as sessions_with_view,
+            sum(sessions_reaching_cart)::bigint as sessions_reaching_cart,
+            sum(sessions_with_purchase)::bigint as sessions_with_purchase,
+            sum(views)::bigint as views,
+            sum(carts)::bigint as carts,
+            sum(purchases)::bigint as purchases
         from fct_funnel_daily
         where {_where('event_date', 'category_l1', 'brand')}
         group by 1
@@ -147,47 +151,74 @@ SQL: Mapping[str, str] = {
             dayname(hour_started_at) as weekday_name,
             hour(hour_started_at) as hour_of_day,
             sum(revenue)::double as revenue,
-            sum(orders) as orders,
-            sum(sessions) as sessions,
-            sum(converted_sessions) as converted_sessions
+            sum(orders)::bigint as orders,
+            sum(sessions)::bigint as sessions,
+            sum(converted_sessions)::bigint as converted_sessions
         from fct_hourly_trends
         where {_where('trend_date')}
         group by 1, 2, 3
         order by 1, 3
     """,
     # --- products and brands ----------------------------------------------------------
+    # Aggregate product x day first (only products of the filtered slice), then join
+    # the product attributes.
     "top_products": f"""
+        with products as (
+            select product_id, category_code, brand
+            from dim_products
+            where {_where(None, 'category_l1', 'brand')}
+        ),
+        funnel as (
+            select
+                product_id,
+                sum(views)::bigint as views,
+                sum(carts)::bigint as carts,
+                sum(purchases)::bigint as purchases,
+                sum(revenue)::double as revenue
+            from fct_product_funnel
+            where {_where('event_date')}
+                and product_id in (select product_id from products)
+            group by 1
+        )
         select
             funnel.product_id,
             coalesce(products.category_code, 'unknown') as category_code,
             coalesce(products.brand, 'unknown') as brand,
-            sum(funnel.views) as views,
-            sum(funnel.carts) as carts,
-            sum(funnel.purchases) as purchases,
-            sum(funnel.revenue)::double as revenue
-        from fct_product_funnel as funnel
-        inner join dim_products as products
+            funnel.views, funnel.carts, funnel.purchases, funnel.revenue
+        from funnel
+        inner join products
             on funnel.product_id = products.product_id
-        where {_where('funnel.event_date', 'products.category_l1',
-                      'products.brand')}
-        group by all
-        order by revenue desc, views desc
+        order by revenue desc, views desc, product_id
         limit $limit
     """,
     "top_brands": f"""
+        with products as (
+            select product_id, coalesce(brand, 'unknown') as brand
+            from dim_products
+            where {_where(None, 'category_l1', 'brand')}
+        ),
+        funnel as (
+            select
+                product_id,
+                sum(views)::bigint as views,
+                sum(purchases)::bigint as purchases,
+                sum(revenue)::double as revenue
+            from fct_product_funnel
+            where {_where('event_date')}
+                and product_id in (select product_id from products)
+            group by 1
+        )
         select
-            coalesce(products.brand, 'unknown') as brand,
-            count(distinct funnel.product_id) as products,
-            sum(funnel.views) as views,
-            sum(funnel.purchases) as purchases,
-            sum(funnel.revenue)::double as revenue
-        from fct_product_funnel as funnel
-        inner join dim_products as products
+            products.brand,
+            count(*) as products,
+            sum(funnel.views)::bigint as views,
+            sum(funnel.purchases)::bigint as purchases,
+            sum(funnel.revenue) as revenue
+        from funnel
+        inner join products
             on funnel.product_id = products.product_id
-        where {_where('funnel.event_date', 'products.category_l1',
-                      'products.brand')}
         group by 1
-        order by revenue desc, views desc
+        order by revenue desc, views desc, brand
         limit $limit
     """,
     # --- customers --------------------------------------------------------------------
