@@ -72,7 +72,7 @@ def require(*tables: str) -> bool:
         return True
     st.info(f"Not in this warehouse yet: {', '.join(f'`{m}`' for m in missing)}. "
             "Run `dbt build` with the models that create it, then publish the serving "
-            "copy (`python -m ml.publish`).", icon="ℹ️")
+            "copy (`python -m ml.publish`).", icon=":material/info:")
     return False
 
 
