@@ -21,14 +21,19 @@ export REES46_EXPORTS_DIR ?= warehouse/exports
 DOCS_PORT ?= 8080
 DOCS_HOST ?= 127.0.0.1
 
-.PHONY: help install data build publish report demo docs test lint clean
+# The dashboard reads the serving copy only.
+DASHBOARD_PORT ?= 8501
+
+.PHONY: help install data build publish report demo docs test lint clean dashboard \
+	screenshots
 
 help:
 	@echo "make demo   install, generate ~2M events, dbt build, publish, print headline figures"
 	@echo "make test   the whole test suite (pytest: python package, dbt, sqlfluff)"
-	@echo "make publish  after a successful build: the read-only serving copy and Parquet"
-	@echo "make docs     generate and serve dbt docs on http://$(DOCS_HOST):$(DOCS_PORT)"
-	@echo "make data | build | report | lint | clean"
+	@echo "make publish    after a successful build: the read-only serving copy and Parquet"
+	@echo "make dashboard  the Streamlit dashboard on the serving copy (DASHBOARD_PORT=$(DASHBOARD_PORT))"
+	@echo "make docs       generate and serve dbt docs on http://$(DOCS_HOST):$(DOCS_PORT)"
+	@echo "make data | build | report | lint | screenshots | clean"
 
 install: $(VENV)/.installed
 
@@ -63,6 +68,17 @@ docs: install
 # Two workers, one test file each: the dbt runs of one file share its fixtures.
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+dashboard: install
+	@test -f $(REES46_SERVING_DB) || { echo "No serving copy at $(REES46_SERVING_DB):" \
+		"run make build, then $(BIN)/python -m ml.publish"; exit 1; }
+	PYTHONPATH=$(CURDIR) $(BIN)/streamlit run dashboard/app.py --server.headless true \
+		--server.port $(DASHBOARD_PORT) --browser.gatherUsageStats false \
+		--client.toolbarMode minimal
+
+# PNGs of the dashboard pages in docs/screenshots, taken with headless Chromium.
+screenshots: install
+	PYTHONPATH=$(CURDIR) $(BIN)/python -m dashboard.headless --out docs/screenshots
 
 lint: install
 	$(BIN)/sqlfluff lint models tests/dbt analyses
