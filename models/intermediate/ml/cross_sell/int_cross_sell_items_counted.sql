@@ -34,9 +34,8 @@ window_sessions as (
         mining_window,
         min(session_date) as window_start_date,
         max(session_date) + 1 as window_end_date,
-        count(*) as n_sessions
+        count(distinct session_id) as n_sessions
     from windowed
-    where basket_level = 'product'
     group by 1
 
 ),
