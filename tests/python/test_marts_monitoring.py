@@ -70,6 +70,7 @@ def test_cut_short_last_day_breaches_and_warns_in_the_build(cut_short_build) -> 
     assert {"sessions_drop", "revenue_drop"} <= last, last
     # The warn-level test lists exactly the latest day's breaches, and the build passes.
     [warning, count] = warning_lines(log, WARN_TEST)
+    assert WARN_TEST in warning
     assert f"Got {len(last)} result" in count and "configured to warn" in count, count
     assert "Completed with" in log and "warning" in log
 
