@@ -1,0 +1,235 @@
+"""ml.cross_sell: hit rates of rules vs popularity on small frames; the SQL-mined rules and
+the registry record on the shared generated warehouse."""
+from __future__ import annotations
+
+import json
+import math
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from dbt_project import query
+from ml.cross_sell import (evaluate_cross_sell, hit_rates, popularity_recommendations,
+                           rule_recommendations, train_cross_sell)
+
+# --- small frames -----------------------------------------------------------------------
+
+
+def baskets(*sessions: list[int], level: str = "product") -> pd.DataFrame:
+    """Basket rows from lists of item ids, in the order they were added."""
+    rows = [{"session_id": f"s{n}", "basket_level": level, "item_id": item,
+             "item_order": order}
+            for n, items in enumerate(sessions) for order, item in enumerate(items, start=1)]
+    return pd.DataFrame(rows)
+
+
+def items(popularity: list[int], level: str = "product") -> pd.DataFrame:
+    """Item counts with `popularity` listed from the most popular down."""
+    return pd.DataFrame({
+        "basket_level": level, "item_id": popularity,
+        "item_sessions": list(range(100, 100 - len(popularity), -1)),
+        "popularity_rank": list(range(1, len(popularity) + 1)), "n_sessions": 1000})
+
+
+def rules(*triples: tuple[int, int, int], level: str = "product") -> pd.DataFrame:
+    """Rules (antecedent, consequent, rule_rank)."""
+    return pd.DataFrame([{"basket_level": level, "antecedent_id": a, "consequent_id": c,
+                          "rule_rank": r} for a, c, r in triples])
+
+
+def test_rule_recommendations_keep_the_k_best_in_rank_order() -> None:
+    recs = rule_recommendations(rules((1, 5, 2), (1, 4, 1), (1, 6, 3), (2, 7, 1)), k=2)
+    assert recs.to_dict("records") == [
+        {"basket_level": "product", "antecedent_id": 1, "item_id": 4, "rank": 1},
+        {"basket_level": "product", "antecedent_id": 1, "item_id": 5, "rank": 2},
+        {"basket_level": "product", "antecedent_id": 2, "item_id": 7, "rank": 1},
+    ]
+
+
+def test_popularity_never_recommends_the_known_item() -> None:
+    known = pd.DataFrame({"basket_level": ["product", "product"], "antecedent_id": [9, 3]})
+    recs = popularity_recommendations(items([9, 8, 7, 3]), known, k=2)
+    by_antecedent = recs.groupby("antecedent_id")["item_id"].apply(list).to_dict()
+    assert by_antecedent == {9: [8, 7], 3: [9, 8]}
+
+
+def test_a_hit_needs_the_recommendation_among_the_other_items() -> None:
+    # s0: 1 then 2 -> rule 1->2 hits; s1: 1 then 3 -> misses; s2: 2 then 1 -> no rule for 2;
+    # s3: a single item -> not evaluated.
+    frame = baskets([1, 2], [1, 3], [2, 1], [1])
+    out = hit_rates(frame, rule_recommendations(rules((1, 2, 1)), 1), k=1)
+    out = out.set_index("session_id")
+    assert list(out.index) == ["s0", "s1", "s2"]
+    assert out["is_recommended"].tolist() == [True, True, False]
+    assert out["is_hit"].tolist() == [True, False, False]
+
+
+def test_an_item_added_first_is_not_a_hit_for_itself() -> None:
+    # A rule recommending the antecedent itself can never hit (it is the known item).
+    frame = baskets([1, 2])
+    out = hit_rates(frame, rule_recommendations(rules((1, 1, 1)), 1), k=1)
+    assert not out["is_hit"].any()
+
+
+def test_evaluation_compares_rules_and_popularity_on_the_same_sessions() -> None:
+    # Popularity says 9 then 8. Rules: 1 -> 2 (rank 1), 1 -> 8 (rank 2).
+    test = baskets([1, 2], [1, 2, 5], [1, 8], [1, 9], [4, 9], [4, 5])
+    table = evaluate_cross_sell(rules((1, 2, 1), (1, 8, 2)), items([9, 8, 7]), test,
+                                ks=(1, 2)).set_index(["basket_level", "k"])
+    at1, at2 = table.loc[("product", 1)], table.loc[("product", 2)]
+    assert at1["multi_item_sessions"] == 6 and at1["covered_sessions"] == 4
+    assert at1["coverage"] == pytest.approx(4 / 6)
+    assert at1["rules_hit_rate"] == pytest.approx(2 / 4)          # s0, s1
+    assert at1["popularity_hit_rate"] == pytest.approx(1 / 4)     # s3 (9)
+    # fallback: s0, s1 by rules; s4 by popularity (9); s5 misses.
+    assert at1["fallback_hit_rate"] == pytest.approx(3 / 6)
+    assert at1["popularity_all_hit_rate"] == pytest.approx(2 / 6)  # s3, s4
+    assert at2["rules_hit_rate"] == pytest.approx(3 / 4)          # s0, s1, s2 (8)
+    assert at2["popularity_hit_rate"] == pytest.approx(2 / 4)     # s2 (8), s3 (9)
+    # No category rows at all: the rates are NaN, not 0.
+    assert table.loc[("category", 1), "multi_item_sessions"] == 0
+    assert math.isnan(table.loc[("category", 1), "rules_hit_rate"])
+
+
+def test_training_run_records_the_primary_metric_and_the_guardrail() -> None:
+    test = baskets([1, 2], [1, 2], [1, 9], [3, 2])
+    run = train_cross_sell(rules((1, 2, 1)), items([9, 2, 1]), test,
+                           train_window=(date(2019, 10, 1), date(2019, 12, 18)),
+                           test_window=(date(2019, 12, 18), date(2020, 1, 1)),
+                           params={"min_support": 0.001}, ks=(1, 3), primary_k=1)
+    [primary] = run.primary_metrics()
+    assert primary.metric == "product_hit_rate_at_1"
+    assert primary.value == pytest.approx(2 / 3)
+    assert primary.baseline_value == pytest.approx(1 / 3)
+    assert not run.is_below_baseline()
+    record = run.to_frame().iloc[0]
+    assert record["model_name"] == "cross_sell" and record["n_test"] == 4
+    assert json.loads(record["params_json"])["n_rules"] == {"product": 1, "category": 0}
+    # Rules that send every session the wrong way fall below popularity: flagged.
+    worse = train_cross_sell(rules((1, 5, 1)), items([2, 9]), test,
+                             train_window=(None, None), test_window=(None, None),
+                             params={}, ks=(1,), primary_k=1)
+    assert worse.is_below_baseline()
+    [default_primary] = train_cross_sell(
+        rules((1, 2, 1)), items([9, 2, 1]), test, train_window=(None, None),
+        test_window=(None, None), params={}).primary_metrics()
+    assert default_primary.metric == "product_hit_rate_at_3"
+
+
+def test_no_multi_item_test_basket_is_an_error_not_a_zero() -> None:
+    with pytest.raises(ValueError, match="two or more products"):
+        train_cross_sell(rules((1, 2, 1)), items([9]), baskets([1], [2]),
+                         train_window=(None, None), test_window=(None, None), params={})
+
+
+# --- the shared generated warehouse (600k events, 92 days, seed 7) ----------------------
+
+
+def registry_metrics(database) -> dict[str, tuple[float, float | None, bool]]:
+    """metric -> (value, baseline_value, is_primary) of the latest cross_sell run."""
+    rows = query(database, """
+        select metrics.metric, metrics.value, metrics.baseline_value, metrics.is_primary
+        from ml_model_metrics as metrics
+        inner join ml_model_runs as runs using (run_id)
+        where runs.model_name = 'cross_sell'
+        qualify max(runs.trained_at) over () = runs.trained_at""")
+    return {metric: (value, baseline, primary) for metric, value, baseline, primary in rows}
+
+
+def test_rules_beat_popularity_out_of_time_on_generated_data(synth_warehouse) -> None:
+    metrics = registry_metrics(synth_warehouse.database)
+    [primary] = [name for name, (_, _, is_primary) in metrics.items() if is_primary]
+    assert primary == "product_hit_rate_at_3"
+    for name in ("product_hit_rate_at_3", "category_hit_rate_at_1",
+                 "category_hit_rate_at_3", "category_fallback_hit_rate_at_3"):
+        value, baseline, _ = metrics[name]
+        assert value > baseline, (name, value, baseline)
+    # Enough evaluated sessions for the comparison to mean something, and a run that is
+    # not flagged by the guardrail.
+    assert metrics["product_covered_sessions"][0] >= 200
+    [(flagged, train_end, label_start)] = query(synth_warehouse.database, """
+        select is_below_baseline, train_end, label_start from ml_model_runs
+        where model_name = 'cross_sell'""")
+    assert not flagged and train_end == label_start
+
+
+def test_published_rules_reconcile_with_the_baskets(synth_warehouse) -> None:
+    """Support, confidence and lift of the published rules, recounted from the baskets
+    for every rule, equal the mined figures."""
+    [(rules, wrong)] = query(synth_warehouse.database, """
+        with baskets as (
+            select session_id, basket_level, item_id from int_cross_sell_baskets
+            where not is_oversized
+        ),
+        n as (select count(distinct session_id) as n_sessions from baskets),
+        counted as (
+            select rules.basket_level, rules.antecedent_id, rules.consequent_id,
+                rules.support, rules.confidence, rules.lift,
+                count(distinct a.session_id) as with_antecedent,
+                count(distinct a.session_id) filter (where c.session_id is not null)
+                    as with_both
+            from rpt_cross_sell_rules as rules
+            inner join baskets as a
+                on a.basket_level = rules.basket_level and a.item_id = rules.antecedent_id
+            left join baskets as c
+                on c.session_id = a.session_id and c.basket_level = rules.basket_level
+                and c.item_id = rules.consequent_id
+            group by all
+        ),
+        consequents as (
+            select basket_level, item_id, count(*) as with_consequent
+            from baskets group by all
+        )
+        select count(*),
+            count(*) filter (where abs(support - with_both / n_sessions) > 1e-12
+                or abs(confidence - with_both / with_antecedent) > 1e-12
+                or abs(lift - (with_both / with_antecedent)
+                              / (with_consequent / n_sessions)) > 1e-9)
+        from counted
+        cross join n
+        inner join consequents
+            on consequents.basket_level = counted.basket_level
+            and consequents.item_id = counted.consequent_id""")
+    assert rules > 0 and wrong == 0
+
+
+def test_planted_category_preferences_show_in_baskets_and_rules(synth_warehouse) -> None:
+    """docs/generator.md plants co-purchase structure only through categories: a user's
+    intent products are drawn from Dirichlet(2 x view share) category preferences, and
+    browse visits cart products they viewed, which stay in the visit's category_l1 (jump
+    probability 0.08). So products in one basket share their planted category_l1 far more
+    often than independent draws would (the sum of squared category shares), and rules
+    with lift above 1 link products of the same category_l1."""
+    products = synth_warehouse.dataset.truth_dir / "products.parquet"
+    [(pair_share, independent_share, pairs)] = query(synth_warehouse.database, f"""
+        with planted as (
+            select product_id, category_l1 from read_parquet('{products}')
+        ),
+        items as (
+            select baskets.session_id, baskets.item_id, planted.category_l1
+            from int_cross_sell_baskets as baskets
+            inner join planted on baskets.item_id = planted.product_id
+            where baskets.basket_level = 'product' and not baskets.is_oversized
+        ),
+        shares as (
+            select count(*) / sum(count(*)) over () as share
+            from items group by category_l1
+        )
+        select avg((a.category_l1 = b.category_l1)::int),
+            (select sum(share * share) from shares), count(*)
+        from items as a
+        inner join items as b
+            on a.session_id = b.session_id and a.item_id < b.item_id""")
+    assert pairs >= 1000
+    assert pair_share > 2 * independent_share, (pair_share, independent_share)
+    [(rules, same_l1)] = query(synth_warehouse.database, f"""
+        with planted as (
+            select product_id, category_l1 from read_parquet('{products}')
+        )
+        select count(*), avg((a.category_l1 = c.category_l1)::int)
+        from rpt_cross_sell_rules as rules
+        inner join planted as a on rules.antecedent_id = a.product_id
+        inner join planted as c on rules.consequent_id = c.product_id
+        where rules.basket_level = 'product' and rules.lift > 1""")
+    assert rules >= 20 and same_l1 >= 0.9, (rules, same_l1)
