@@ -16,12 +16,12 @@ DATA_DIR ?= data/synth
 export DBT_PROFILES_DIR := $(CURDIR)
 export REES46_EVENTS ?= $(DATA_DIR)/events/*.csv.gz
 
-.PHONY: help install data build report demo test lint clean
+.PHONY: help install data build report demo mf-example test lint clean
 
 help:
 	@echo "make demo   install, generate ~2M events, dbt build, print headline figures"
 	@echo "make test   the whole test suite (pytest: python package, dbt, sqlfluff)"
-	@echo "make data | build | report | lint | clean"
+	@echo "make data | build | report | mf-example | lint | clean"
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,15 @@ report: install
 	$(BIN)/python -m ml.report
 
 demo: data build report
+
+# The semantic layer (MetricFlow, models/**/_*__semantic.yml) after a build: `mf` reads
+# target/semantic_manifest.json, which dbt build and dbt parse write. MF_TARGET=serving
+# queries the read-only serving copy ($$REES46_SERVING_DB) instead of the warehouse.
+MF_TARGET ?= dev
+mf-example: install
+	$(BIN)/dbt parse --quiet
+	DBT_TARGET=$(MF_TARGET) $(BIN)/mf query --metrics revenue,orders,aov,session_conversion_rate \
+		--group-by metric_time__month --order metric_time__month --decimals 4
 
 # Two workers, one test file each: the dbt runs of one file share its fixtures.
 test: install
