@@ -1,7 +1,7 @@
 """The MetricFlow semantic layer: `mf query` on the built warehouse equals SQL over the marts.
 
 One `dbt parse` writes the semantic manifest of the shared `synth_warehouse` file; `mf`
-reads it from `<project>/target`, so the parse goes to a throw-away project folder whose
+reads it from `<project>/target`, so it is copied to a throw-away project folder whose
 `dbt_project.yml` links to the repository's. `mf` queries through the `serving` target,
 which attaches the file read-only under the warehouse's name, as it does the serving copy.
 The done criterion, `mf query --metrics revenue --group-by metric_time__day`, runs as the
@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from dbt_project import REPO, query
+import dbt_project
+from dbt_project import REPO, query, run_dbt
 
 pytestmark = pytest.mark.dbt
 
@@ -55,24 +57,27 @@ class MfProject:
 
 @pytest.fixture(scope="module")
 def mf_project(synth_warehouse, tmp_path_factory: pytest.TempPathFactory) -> MfProject:
+    # A `dbt parse` like every other dbt run of the suite (test target, shared target
+    # folder, so partial parsing is reused); its semantic manifest names the tables of
+    # the build's file, and is copied to where mf looks for it.
+    parse = run_dbt(["parse"], synth_warehouse.database, synth_warehouse.dataset.events_glob)
+    assert parse.returncode == 0, parse.stdout[-4000:]
     path = tmp_path_factory.mktemp("mf_project")
     (path / "dbt_project.yml").symlink_to(REPO / "dbt_project.yml")
+    (path / "target").mkdir()
+    shutil.copy(dbt_project._TARGET / "semantic_manifest.json", path / "target")
     env = {
         **os.environ,
         "DBT_PROFILES_DIR": str(REPO),
         "DBT_PROJECT_DIR": str(path),
-        "DBT_TARGET": "dev",
+        "DBT_TARGET": "serving",
+        # The serving target attaches REES46_SERVING_DB read-only under the name of the
+        # DUCKDB_PATH file, which is the name the manifest gives the tables.
         "DUCKDB_PATH": str(synth_warehouse.database),
+        "REES46_SERVING_DB": str(synth_warehouse.database),
         "REES46_EVENTS": str(synth_warehouse.dataset.events_glob),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
-    parse = subprocess.run(
-        [str(BIN / "dbt"), "parse", "--project-dir", str(REPO),
-         "--target-path", str(path / "target"), "--log-path", str(path / "logs")],
-        cwd=path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert parse.returncode == 0, parse.stdout[-4000:]
-    assert (path / "target" / "semantic_manifest.json").exists()
-    env = {**env, "DBT_TARGET": "serving", "REES46_SERVING_DB": str(synth_warehouse.database)}
     return MfProject(path=path, database=synth_warehouse.database, env=env)
 
 
