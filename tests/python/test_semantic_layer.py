@@ -154,7 +154,8 @@ def test_daily_tiles_equal_fct_daily_trends(mf_project, mf_results) -> None:
     rows = mf_results["daily"]
     assert len(rows) == len(trends) == 92
     for row in rows:
-        revenue, orders, buyers, aov, sessions, conversion = trends[day(row["metric_time__day"])]
+        expected = trends[day(row["metric_time__day"])]
+        revenue, orders, buyers, aov, sessions, conversion = expected
         assert float(row["revenue"]) == pytest.approx(revenue, rel=REL)
         assert int(row["orders"]) == orders
         assert int(row["buyers"]) == buyers
@@ -255,8 +256,8 @@ def test_customer_health_equals_the_score_tables(mf_project, mf_results) -> None
     high, scored = query(mf_project.database, """
         select count(*) filter (where churn_risk_band = 'high'), count(*)
         from ml_churn_scores""")[0]
-    clv, clv_mean = query(mf_project.database,
-                          "select sum(expected_spend), avg(expected_spend) from ml_customer_ltv")[0]
+    clv, clv_mean = query(mf_project.database, """
+        select sum(expected_spend), avg(expected_spend) from ml_customer_ltv""")[0]
     assert int(row["churn_risk_customers"]) == high > 0
     assert int(row["churn_scored_customers"]) == scored
     assert float(row["predicted_clv"]) == pytest.approx(clv, rel=REL)
