@@ -24,8 +24,8 @@ DOCS_HOST ?= 127.0.0.1
 # The dashboard reads the serving copy only.
 DASHBOARD_PORT ?= 8501
 
-.PHONY: help install data build publish report demo docs test lint clean dashboard \
-	screenshots
+.PHONY: help install data build publish report demo docs mf-example test lint clean \
+	dashboard screenshots
 
 help:
 	@echo "make demo   install, generate ~2M events, dbt build, publish, print headline figures"
@@ -33,7 +33,7 @@ help:
 	@echo "make publish    after a successful build: the read-only serving copy and Parquet"
 	@echo "make dashboard  the Streamlit dashboard on the serving copy (DASHBOARD_PORT=$(DASHBOARD_PORT))"
 	@echo "make docs       generate and serve dbt docs on http://$(DOCS_HOST):$(DOCS_PORT)"
-	@echo "make data | build | report | lint | screenshots | clean"
+	@echo "make data | build | report | mf-example | lint | screenshots | clean"
 
 install: $(VENV)/.installed
 
@@ -64,6 +64,15 @@ docs: install
 	$(BIN)/dbt docs generate --target-path target/docs
 	$(BIN)/dbt docs serve --target-path target/docs --host $(DOCS_HOST) \
 		--port $(DOCS_PORT) --no-browser
+
+# The semantic layer (MetricFlow, models/**/_*__semantic.yml) after a build: `mf` reads
+# target/semantic_manifest.json, which dbt build and dbt parse write. MF_TARGET=serving
+# queries the read-only serving copy ($$REES46_SERVING_DB) instead of the warehouse.
+MF_TARGET ?= dev
+mf-example: install
+	$(BIN)/dbt parse --quiet
+	DBT_TARGET=$(MF_TARGET) $(BIN)/mf query --metrics revenue,orders,aov,session_conversion_rate \
+		--group-by metric_time__month --order metric_time__month --decimals 4
 
 # Two workers, one test file each: the dbt runs of one file share its fixtures.
 test: install
