@@ -156,41 +156,59 @@ def _score_batch(history: sparse.csr_matrix, bought: sparse.csr_matrix,
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Top-n (row, product index, score, source code) of one batch of users."""
     b = history.shape[0]
-    cf = history @ catalogue.similarity
-    if blend.self_weight:
-        cf = cf + blend.self_weight * history
-    cf = sparse.csr_matrix(cf)
-    row_max = cf.max(axis=1).toarray().ravel()
-    cf = sparse.diags(np.divide(1.0, row_max, out=np.zeros(b), where=row_max > 0)) @ cf
+    uses_cf = bool(blend.cf_weight) and (catalogue.similarity.nnz > 0 or blend.self_weight)
+    if uses_cf:
+        cf = sparse.csr_matrix(history @ catalogue.similarity
+                               + blend.self_weight * history)
+        row_max = cf.max(axis=1).toarray().ravel()
+        cf = sparse.csr_matrix(sparse.diags(np.divide(
+            1.0, row_max, out=np.zeros(b), where=row_max > 0)) @ cf)
+        cf.eliminate_zeros()
+    else:
+        cf = sparse.csr_matrix((b, catalogue.size))
     affinity = (history @ catalogue.category_onehot).toarray()
     totals = affinity.sum(axis=1, keepdims=True)
     affinity = np.divide(affinity, totals, out=np.zeros_like(affinity), where=totals > 0)
 
-    margin = n + int(bought.getnnz(axis=1).max()) if b else n
-    candidates = (cf != 0).astype(float)
+    # candidates: CF neighbours, the top products of the user's categories and overall
+    margin = n + (int(bought.getnnz(axis=1).max()) if b else 0)
+    candidates = sparse.csr_matrix(cf, copy=True)
     if blend.content_weight:
         candidates = candidates + sparse.csr_matrix(affinity > 0).astype(float) @ \
             catalogue.top_per_category(margin)
     top = catalogue.by_popularity[:margin]
-    candidates = candidates + sparse.csr_matrix(
+    candidates = sparse.coo_matrix(candidates + sparse.csr_matrix(
         (np.ones(b * top.size), (np.repeat(np.arange(b), top.size), np.tile(top, b))),
-        shape=(b, catalogue.size))
-    candidates = sparse.coo_matrix(candidates)
+        shape=(b, catalogue.size)))
     rows, cols = candidates.row, candidates.col
-    cf_part = blend.cf_weight * np.asarray(cf[rows, cols]).ravel()
-    content_part = (blend.content_weight * affinity[rows, catalogue.category[cols]]
-                    * catalogue.catpop_norm[cols])
-    pop_part = blend.popularity_weight * catalogue.pop_norm[cols]
-    score = cf_part + content_part + pop_part
-    keep = ~np.asarray(bought[rows, cols] > 0).ravel()
+    # content and popularity terms on every candidate, shifted by +1 so that none is an
+    # explicit zero; bought products sink far below every candidate
+    content = (blend.content_weight * affinity[rows, catalogue.category[cols]]
+               * catalogue.catpop_norm[cols] + blend.popularity_weight
+               * catalogue.pop_norm[cols] + 1.0)
+    total = sparse.csr_matrix((content, (rows, cols)), shape=(b, catalogue.size))
+    total = sparse.csr_matrix(total + blend.cf_weight * cf - 1e9 * bought)
+    total.sort_indices()
+    total = total.tocoo()
+    rows, cols, score = total.row, total.col, total.data - 1.0
+    keep = score > -1e8
     rows, cols, score = rows[keep], cols[keep], score[keep]
-    parts = np.column_stack([cf_part[keep], content_part[keep], pop_part[keep]])
-    order = np.lexsort((catalogue.product_id[cols], -score, rows))
-    rows, cols, score, parts = rows[order], cols[order], score[order], parts[order]
+    # by row, then score descending, then product id: the entries come row-major with
+    # columns (product ids) ascending, so one stable sort on a combined key does it
+    spread = 2.0 * (abs(blend.cf_weight) + abs(blend.content_weight)
+                    + abs(blend.popularity_weight)) + 2.0
+    order = np.argsort(rows * spread + (spread / 2.0 - score), kind="stable")
+    rows, cols, score = rows[order], cols[order], score[order]
     starts = np.searchsorted(rows, np.arange(b))
-    rank = np.arange(rows.size) - starts[rows]
-    top_n = rank < n
-    return (rows[top_n], cols[top_n], score[top_n], parts[top_n].argmax(axis=1))
+    top_n = (np.arange(rows.size) - starts[rows]) < n
+    rows, cols, score = rows[top_n], cols[top_n], score[top_n]
+    parts = np.column_stack([
+        blend.cf_weight * np.asarray(cf[rows, cols]).ravel(),
+        blend.content_weight * affinity[rows, catalogue.category[cols]]
+        * catalogue.catpop_norm[cols],
+        blend.popularity_weight * catalogue.pop_norm[cols],
+    ]) if rows.size else np.zeros((0, 3))
+    return rows, cols, score, parts.argmax(axis=1)
 
 
 def recommend(user_items: pd.DataFrame, catalogue: Catalogue, users: Any = None,

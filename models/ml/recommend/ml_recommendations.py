@@ -7,8 +7,11 @@ from ml.recommend import Blend, Catalogue, recommend
 def model(dbt, session):
     dbt.config(materialized="table")
     record = run_of(dbt.ref("ml_recommendations__training").df(), "recommendations")
-    blend = Blend(**{name: float(dbt.config.get(name)) for name in
-                     ("cf_weight", "content_weight", "popularity_weight", "self_weight")})
+    # dbt passes a config key to a Python model only when it is read by a literal name
+    blend = Blend(cf_weight=float(dbt.config.get("cf_weight")),
+                  content_weight=float(dbt.config.get("content_weight")),
+                  popularity_weight=float(dbt.config.get("popularity_weight")),
+                  self_weight=float(dbt.config.get("self_weight")))
     catalogue = Catalogue(
         dbt.ref("int_recommend_item_popularity").filter("window_role = 'full'").df(),
         dbt.ref("int_recommend_item_neighbours").filter("window_role = 'full'").df())

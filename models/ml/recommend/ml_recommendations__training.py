@@ -5,8 +5,11 @@ from ml.recommend import Blend, train_recommendations
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    blend = Blend(**{name: float(dbt.config.get(name)) for name in
-                     ("cf_weight", "content_weight", "popularity_weight", "self_weight")})
+    # dbt passes a config key to a Python model only when it is read by a literal name
+    blend = Blend(cf_weight=float(dbt.config.get("cf_weight")),
+                  content_weight=float(dbt.config.get("content_weight")),
+                  popularity_weight=float(dbt.config.get("popularity_weight")),
+                  self_weight=float(dbt.config.get("self_weight")))
     run = train_recommendations(
         windows=dbt.ref("int_recommend_windows").df(),
         items=dbt.ref("int_recommend_item_popularity")
@@ -18,8 +21,10 @@ def model(dbt, session):
         planted=dbt.ref("int_recommend_planted_preferences").df(),
         n=int(dbt.config.get("top_n")),
         blend=blend,
-        params={name: dbt.config.get(name) for name in
-                ("max_items_per_session", "neighbours", "half_life_days",
-                 "max_eval_users", "price_bands")},
+        params={"max_items_per_session": dbt.config.get("max_items_per_session"),
+                "neighbours": dbt.config.get("neighbours"),
+                "half_life_days": dbt.config.get("half_life_days"),
+                "max_eval_users": dbt.config.get("max_eval_users"),
+                "price_bands": dbt.config.get("price_bands")},
     )
     return run.to_frame()

@@ -26,15 +26,15 @@ pools as (
     qualify
         row_number() over (
             partition by category_id
-            order by popularity desc, product_id
+            order by popularity desc, product_id asc
         ) <= {{ top_n + 1 }}
         or row_number() over (
             partition by category_id, brand
-            order by popularity desc, product_id
+            order by popularity desc, product_id asc
         ) <= {{ top_n + 1 }}
         or row_number() over (
             partition by category_id, price_band
-            order by popularity desc, product_id
+            order by popularity desc, product_id asc
         ) <= {{ top_n + 1 }}
 
 ),
@@ -74,7 +74,7 @@ final as (
                 is_same_brand desc,
                 is_same_price_band desc,
                 neighbour_popularity desc,
-                neighbour_product_id
+                neighbour_product_id asc
         ) as neighbour_rank
     from candidates
     qualify neighbour_rank <= {{ top_n }}

@@ -4,9 +4,10 @@
 -- var recs_neighbours co-interacted products by cosine similarity of
 -- session co-occurrence (docs block recommend_item_cf), computed twice:
 -- window `train` (days before the cutoff, for evaluation) and `full` (every
--- day, for production). Sessions keep at most var recs_max_items_per_session
--- products (strongest interaction first, then most recent), which bounds the
--- self-join.
+-- day, for production), in one self-join of the sessions. Sessions keep at
+-- most var recs_max_items_per_session products (strongest interaction first,
+-- then most recent), which bounds the self-join; they are joined on a 64-bit
+-- hash of the session id.
 {%- set max_items = var('recs_max_items_per_session') | int %}
 {%- set neighbours = var('recs_neighbours') | int %}
 with session_items as (
@@ -21,42 +22,39 @@ windows as (
 
 ),
 
-window_items as (
+session_products as (
 
+    -- one row per session x product; a session is in the `train` window when
+    -- all of it is before the cutoff (one crossing into the test day is not)
     select
-        'train' as window_role,
-        session_items.session_id,
+        hash(session_items.session_id) as session_key,
         session_items.product_id,
         max(session_items.interaction_weight) as interaction_weight,
-        max(session_items.last_event_at) as last_event_at
+        max(session_items.last_event_at) as last_event_at,
+        max(session_items.event_date) as last_event_date
     from session_items
-    cross join windows
-    where session_items.event_date < windows.cutoff_date
-    group by 1, 2, 3
-    union all
-    select
-        'full' as window_role,
-        session_id,
-        product_id,
-        max(interaction_weight) as interaction_weight,
-        max(last_event_at) as last_event_at
-    from session_items
-    group by 1, 2, 3
+    group by 1, 2
 
 ),
 
 capped as (
 
     select
-        window_role,
-        session_id,
-        product_id,
-        interaction_weight
-    from window_items
+        session_products.session_key,
+        session_products.product_id,
+        session_products.interaction_weight,
+        max(session_products.last_event_date) over (
+            partition by session_products.session_key
+        ) < windows.cutoff_date as is_train
+    from session_products
+    cross join windows
     qualify
         row_number() over (
-            partition by window_role, session_id
-            order by interaction_weight desc, last_event_at desc, product_id
+            partition by session_products.session_key
+            order by
+                session_products.interaction_weight desc,
+                session_products.last_event_at desc,
+                session_products.product_id asc
         ) <= {{ max_items }}
 
 ),
@@ -64,7 +62,15 @@ capped as (
 item_totals as (
 
     select
-        window_role,
+        'train' as window_role,
+        product_id,
+        sum(interaction_weight) as total_weight
+    from capped
+    where is_train
+    group by 1, 2
+    union all
+    select
+        'full' as window_role,
         product_id,
         sum(interaction_weight) as total_weight
     from capped
@@ -72,23 +78,46 @@ item_totals as (
 
 ),
 
-pairs as (
+session_pairs as (
 
     select
-        left_items.window_role,
         left_items.product_id,
         right_items.product_id as neighbour_product_id,
         sum(
             least(left_items.interaction_weight, right_items.interaction_weight)
-        ) as co_weight,
-        count(*) as co_sessions
+        ) filter (where left_items.is_train) as train_co_weight,
+        count(*) filter (where left_items.is_train) as train_co_sessions,
+        sum(
+            least(left_items.interaction_weight, right_items.interaction_weight)
+        ) as full_co_weight,
+        count(*) as full_co_sessions
     from capped as left_items
     inner join capped as right_items
         on
-            left_items.window_role = right_items.window_role
-            and left_items.session_id = right_items.session_id
+            left_items.session_key = right_items.session_key
             and left_items.product_id != right_items.product_id
-    group by 1, 2, 3
+    group by 1, 2
+
+),
+
+pairs as (
+
+    select
+        'train' as window_role,
+        product_id,
+        neighbour_product_id,
+        train_co_weight as co_weight,
+        train_co_sessions as co_sessions
+    from session_pairs
+    where train_co_sessions > 0
+    union all
+    select
+        'full' as window_role,
+        product_id,
+        neighbour_product_id,
+        full_co_weight as co_weight,
+        full_co_sessions as co_sessions
+    from session_pairs
 
 ),
 
@@ -126,7 +155,8 @@ final as (
         similarity,
         row_number() over (
             partition by window_role, product_id
-            order by similarity desc, co_weight desc, neighbour_product_id
+            order by
+                similarity desc, co_weight desc, neighbour_product_id asc
         ) as neighbour_rank
     from scored
     qualify neighbour_rank <= {{ neighbours }}

@@ -54,7 +54,7 @@ interactions as (
                 ) }} / {{ half_life }}
             )
         ) as popularity,
-        count(distinct session_items.user_id) as users
+        count(distinct session_items.user_id) as interacting_users
     from session_items
     inner join window_roles
         on session_items.event_date < window_roles.end_date
@@ -66,13 +66,13 @@ catalogue as (
 
     select
         product_id,
-        latest_category.category_id as category_id,
-        latest_category.category_l1 as category_l1,
+        category_id,
+        category_l1,
         brand,
         avg_price,
         ntile({{ bands }}) over (
-            partition by latest_category.category_id
-            order by avg_price, product_id
+            partition by category_id
+            order by avg_price asc, product_id asc
         ) as price_band
     from products
 
@@ -88,7 +88,7 @@ final as (
         catalogue.brand,
         catalogue.price_band,
         coalesce(interactions.popularity, 0) as popularity,
-        coalesce(interactions.users, 0) as users
+        coalesce(interactions.interacting_users, 0) as interacting_users
     from catalogue
     cross join window_roles
     left join interactions

@@ -28,7 +28,7 @@ final as (
         bool_or(event_type = 'purchase') as is_purchased,
         max(event_at) as last_event_at
     from events
-    group by session_id, user_id, product_id, event_date
+    group by 1, 2, 3, 4
 
 )
 
