@@ -62,19 +62,11 @@ capped as (
 item_totals as (
 
     select
-        'train' as window_role,
         product_id,
-        sum(interaction_weight) as total_weight
+        sum(interaction_weight) filter (where is_train) as train_total_weight,
+        sum(interaction_weight) as full_total_weight
     from capped
-    where is_train
-    group by 1, 2
-    union all
-    select
-        'full' as window_role,
-        product_id,
-        sum(interaction_weight) as total_weight
-    from capped
-    group by 1, 2
+    group by 1
 
 ),
 
@@ -100,15 +92,41 @@ session_pairs as (
 
 ),
 
-pairs as (
+similarities as (
+
+    select
+        session_pairs.product_id,
+        session_pairs.neighbour_product_id,
+        session_pairs.train_co_weight,
+        session_pairs.train_co_sessions,
+        session_pairs.full_co_weight,
+        session_pairs.full_co_sessions,
+        session_pairs.train_co_weight / sqrt(
+            item_totals.train_total_weight
+            * neighbour_totals.train_total_weight
+        ) as train_similarity,
+        session_pairs.full_co_weight / sqrt(
+            item_totals.full_total_weight
+            * neighbour_totals.full_total_weight
+        ) as full_similarity
+    from session_pairs
+    inner join item_totals
+        on session_pairs.product_id = item_totals.product_id
+    inner join item_totals as neighbour_totals
+        on session_pairs.neighbour_product_id = neighbour_totals.product_id
+
+),
+
+scored as (
 
     select
         'train' as window_role,
         product_id,
         neighbour_product_id,
         train_co_weight as co_weight,
-        train_co_sessions as co_sessions
-    from session_pairs
+        train_co_sessions as co_sessions,
+        train_similarity as similarity
+    from similarities
     where train_co_sessions > 0
     union all
     select
@@ -116,31 +134,9 @@ pairs as (
         product_id,
         neighbour_product_id,
         full_co_weight as co_weight,
-        full_co_sessions as co_sessions
-    from session_pairs
-
-),
-
-scored as (
-
-    select
-        pairs.window_role,
-        pairs.product_id,
-        pairs.neighbour_product_id,
-        pairs.co_weight,
-        pairs.co_sessions,
-        pairs.co_weight
-        / sqrt(item_totals.total_weight * neighbour_totals.total_weight)
-            as similarity
-    from pairs
-    inner join item_totals
-        on
-            pairs.window_role = item_totals.window_role
-            and pairs.product_id = item_totals.product_id
-    inner join item_totals as neighbour_totals
-        on
-            pairs.window_role = neighbour_totals.window_role
-            and pairs.neighbour_product_id = neighbour_totals.product_id
+        full_co_sessions as co_sessions,
+        full_similarity as similarity
+    from similarities
 
 ),
 
