@@ -245,7 +245,7 @@ def test_registry_holds_the_run_above_popularity_on_recall_and_ndcg(evaluation) 
     assert metrics["n_test"].iloc[0] >= 300
     for name in ("recall_at_20", "ndcg_at_20"):
         row = metrics.loc[(name, "test")]
-        # measured on this fixture (seed 7): recall 0.285 vs 0.241, NDCG 0.178 vs 0.162
+        # measured on this fixture (seed 7): recall 0.333 vs 0.250, NDCG 0.216 vs 0.182
         assert row["value"] > 1.05 * row["baseline_value"], name
         vs_category = metrics.loc[(name, "test_vs_category_popularity")]
         assert vs_category["baseline"] == "category_popularity"
@@ -259,6 +259,7 @@ def test_recommendations_follow_the_planted_category_preferences(evaluation) -> 
     replayed = evaluation["replayed"]
     share = replayed[("planted_top_category_share", "test")]
     # the blend recommends the planted top category about twice as often as popularity
+    # (measured on this fixture: 0.582 vs 0.291; category popularity 0.586)
     assert share.value > share.baseline_value + 0.15
     assert share.value > 0.4
     vs_category = replayed[("planted_top_category_share", "test_vs_category_popularity")]
@@ -303,13 +304,15 @@ def test_similar_products_cover_the_catalogue(synth_warehouse) -> None:
             group by 1
         )
         select
-            count(*) filter (where similar.product_id is null and categories.products > 1),
-            count(distinct similar.product_id),
-            count(*) filter (where similar.source = 'cf'),
-            max(similar.rank)
+            count(*) filter (
+                where similar_products.product_id is null and categories.products > 1
+            ),
+            count(distinct similar_products.product_id),
+            count(*) filter (where similar_products.source = 'cf'),
+            max(similar_products.rank)
         from int_recommend_item_popularity as items
         inner join categories using (category_id)
-        left join ml_similar_products as similar using (product_id)
+        left join ml_similar_products as similar_products using (product_id)
         where items.window_role = 'full'
     """)
     without, covered, cf_rows, max_rank = row
