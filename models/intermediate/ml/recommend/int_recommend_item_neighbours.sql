@@ -117,25 +117,28 @@ similarities as (
 
 ),
 
-scored as (
+ranked as (
 
     select
-        'train' as window_role,
-        product_id,
-        neighbour_product_id,
-        train_co_weight as co_weight,
-        train_co_sessions as co_sessions,
-        train_similarity as similarity
-    from similarities
-    where train_co_sessions > 0
-    union all
-    select
-        'full' as window_role,
-        product_id,
-        neighbour_product_id,
-        full_co_weight as co_weight,
-        full_co_sessions as co_sessions,
-        full_similarity as similarity
+        *,
+        case
+            when train_co_sessions > 0
+                then
+                    row_number() over (
+                        partition by product_id, train_co_sessions > 0
+                        order by
+                            train_similarity desc,
+                            train_co_weight desc,
+                            neighbour_product_id asc
+                    )
+        end as train_rank,
+        row_number() over (
+            partition by product_id
+            order by
+                full_similarity desc,
+                full_co_weight desc,
+                neighbour_product_id asc
+        ) as full_rank
     from similarities
 
 ),
@@ -143,19 +146,26 @@ scored as (
 final as (
 
     select
-        window_role,
+        'train' as window_role,
         product_id,
         neighbour_product_id,
-        co_weight,
-        co_sessions,
-        similarity,
-        row_number() over (
-            partition by window_role, product_id
-            order by
-                similarity desc, co_weight desc, neighbour_product_id asc
-        ) as neighbour_rank
-    from scored
-    qualify neighbour_rank <= {{ neighbours }}
+        train_co_weight as co_weight,
+        train_co_sessions as co_sessions,
+        train_similarity as similarity,
+        train_rank as neighbour_rank
+    from ranked
+    where train_rank <= {{ neighbours }}
+    union all
+    select
+        'full' as window_role,
+        product_id,
+        neighbour_product_id,
+        full_co_weight as co_weight,
+        full_co_sessions as co_sessions,
+        full_similarity as similarity,
+        full_rank as neighbour_rank
+    from ranked
+    where full_rank <= {{ neighbours }}
 
 )
 
