@@ -1,0 +1,392 @@
+"""Recommendations: item-item collaborative filtering blended with category and
+global popularity, evaluated on the next day's interactions beside two baselines.
+
+Input frames are rows of the intermediate models in models/intermediate/ml/recommend:
+
+- ``items`` (int_recommend_item_popularity, one window): the whole catalogue, one row per
+  product with ``category_id``, ``category_l1``, ``brand``, ``price_band`` and
+  ``popularity`` (recency-weighted interactions in the window, 0 if none);
+- ``neighbours`` (int_recommend_item_neighbours, one window): each product's top-K
+  co-interacted products with their cosine ``similarity``;
+- ``user_items`` (int_recommend_user_items, one window): ``user_id``, ``product_id``,
+  ``interaction_weight`` (recency-weighted) and ``is_purchased``.
+
+The blend scores every (user, product) pair as
+
+    score = cf_weight x cf / max(cf of the user)
+          + content_weight x share(user, category of product) x pop / max(pop in category)
+          + popularity_weight x pop / max(pop)
+
+where ``cf`` is the user's interaction weights times the item-item similarities (plus
+``self_weight`` x the user's own weight on the product: re-visits are the commonest
+next-day interaction), ``share`` is the user's share of interaction weight in the
+product's leaf category, and ``pop`` the product's popularity. A user without history
+gets popularity; a product without co-interactions is reached through its category and
+popularity. Products the user already bought are never recommended (the one exclusion,
+applied to every method alike).
+
+Ranking is over the full catalogue and exact: the candidates scored are the CF
+neighbours, the top ``n + e`` products of every category the user touched and the global
+top ``n + e`` (e = the most products excluded for one user of the batch); any other
+product is beaten by ``n`` candidates that are at least as popular, in its own category
+or overall, and have no smaller CF score.
+
+Baselines use the same scorer: ``popularity`` = global popularity only;
+``category_popularity`` = the content term only (ties, and users without history, by
+popularity).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from ml.registry import Metric, TrainingRun, Window
+
+__all__ = [
+    "Blend", "MODEL_BLEND", "BASELINES", "Catalogue", "recommend", "ranking_metrics",
+    "planted_category_share", "evaluate", "train_recommendations", "similar_products",
+]
+
+
+@dataclass(frozen=True)
+class Blend:
+    """Weights of the three score components (see the module docstring)."""
+    cf_weight: float = 1.0
+    content_weight: float = 0.5
+    popularity_weight: float = 0.1
+    self_weight: float = 1.0
+
+
+# Fixed a priori (not tuned on the test day): CF first, then the user's categories,
+# then global popularity as a tie-breaker for cold users and items.
+MODEL_BLEND = Blend()
+# The baselines, in the same scorer. The 1e-6 popularity term only breaks ties.
+BASELINES: dict[str, Blend] = {
+    "popularity": Blend(cf_weight=0.0, content_weight=0.0, popularity_weight=1.0,
+                        self_weight=0.0),
+    "category_popularity": Blend(cf_weight=0.0, content_weight=1.0, popularity_weight=1e-6,
+                                 self_weight=0.0),
+}
+SOURCES = np.array(["cf", "content", "popularity"])
+
+
+class Catalogue:
+    """The products of one window, indexed 0..P-1, with their category and popularity
+    and the item-item similarity matrix (P x P, CSR)."""
+
+    def __init__(self, items: pd.DataFrame, neighbours: pd.DataFrame) -> None:
+        items = items.sort_values("product_id", kind="stable").reset_index(drop=True)
+        if items["product_id"].duplicated().any():
+            raise ValueError("items must hold one row per product")
+        self.product_id = items["product_id"].to_numpy(np.int64)
+        self.category_l1 = items["category_l1"].astype(object).to_numpy()
+        self.size = len(items)
+        categories = items["category_id"].fillna(-1).to_numpy(np.int64)
+        _, self.category = np.unique(categories, return_inverse=True)
+        self.n_categories = int(self.category.max()) + 1 if self.size else 0
+        pop = items["popularity"].to_numpy(float)
+        self.popularity = pop
+        self.pop_norm = pop / pop.max() if pop.max() > 0 else np.zeros_like(pop)
+        cat_max = np.zeros(self.n_categories)
+        np.maximum.at(cat_max, self.category, pop)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.catpop_norm = np.where(cat_max[self.category] > 0,
+                                        pop / cat_max[self.category], 0.0)
+        # products by popularity, descending (ties by product id): overall and per category
+        self.by_popularity = np.lexsort((self.product_id, -pop))
+        order = np.lexsort((self.product_id, -pop, self.category))
+        self._cat_sorted = order
+        self._cat_start = np.searchsorted(self.category[order], np.arange(self.n_categories))
+        self._cat_end = np.searchsorted(self.category[order], np.arange(self.n_categories),
+                                        side="right")
+        self.category_onehot = sparse.csr_matrix(
+            (np.ones(self.size), (np.arange(self.size), self.category)),
+            shape=(self.size, max(self.n_categories, 1)))
+        known = neighbours[neighbours["product_id"].isin(self.product_id)
+                           & neighbours["neighbour_product_id"].isin(self.product_id)]
+        self.similarity = sparse.csr_matrix(
+            (known["similarity"].to_numpy(float),
+             (self.index(known["product_id"]), self.index(known["neighbour_product_id"]))),
+            shape=(self.size, self.size))
+
+    def index(self, product_ids: Any) -> np.ndarray:
+        """Positions of product ids that are in the catalogue (raises on unknown ids)."""
+        ids = np.asarray(product_ids, dtype=np.int64)
+        pos = np.searchsorted(self.product_id, ids)
+        pos = np.minimum(pos, max(self.size - 1, 0))
+        if ids.size and (self.size == 0 or not np.array_equal(self.product_id[pos], ids)):
+            raise ValueError("product ids outside the catalogue")
+        return pos
+
+    def top_per_category(self, m: int) -> sparse.csr_matrix:
+        """C x P indicator of the `m` most popular products of each category."""
+        rows, cols = [], []
+        for c in range(self.n_categories):
+            take = self._cat_sorted[self._cat_start[c]:min(self._cat_end[c],
+                                                          self._cat_start[c] + m)]
+            rows.append(np.full(take.size, c))
+            cols.append(take)
+        rows = np.concatenate(rows) if rows else np.zeros(0, int)
+        cols = np.concatenate(cols) if cols else np.zeros(0, int)
+        return sparse.csr_matrix((np.ones(rows.size), (rows, cols)),
+                                 shape=(max(self.n_categories, 1), self.size))
+
+
+def _batches(users: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for start in range(0, users.size, size):
+        yield users[start:start + size]
+
+
+def _user_matrix(user_items: pd.DataFrame, users: np.ndarray, catalogue: Catalogue,
+                 column: str) -> sparse.csr_matrix:
+    """users x P matrix of `column` (rows in the order of `users`)."""
+    rows = np.searchsorted(users, user_items["user_id"].to_numpy(np.int64))
+    return sparse.csr_matrix(
+        (user_items[column].to_numpy(float), (rows, catalogue.index(user_items["product_id"]))),
+        shape=(users.size, catalogue.size))
+
+
+def _score_batch(history: sparse.csr_matrix, bought: sparse.csr_matrix,
+                 catalogue: Catalogue, blend: Blend, n: int,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Top-n (row, product index, score, source code) of one batch of users."""
+    b = history.shape[0]
+    uses_cf = bool(blend.cf_weight) and (catalogue.similarity.nnz > 0 or blend.self_weight)
+    if uses_cf:
+        cf = sparse.csr_matrix(history @ catalogue.similarity
+                               + blend.self_weight * history)
+        row_max = cf.max(axis=1).toarray().ravel()
+        cf = sparse.csr_matrix(sparse.diags(np.divide(
+            1.0, row_max, out=np.zeros(b), where=row_max > 0)) @ cf)
+        cf.eliminate_zeros()
+    else:
+        cf = sparse.csr_matrix((b, catalogue.size))
+    affinity = (history @ catalogue.category_onehot).toarray()
+    totals = affinity.sum(axis=1, keepdims=True)
+    affinity = np.divide(affinity, totals, out=np.zeros_like(affinity), where=totals > 0)
+
+    # candidates: CF neighbours, the top products of the user's categories and overall
+    margin = n + (int(bought.getnnz(axis=1).max()) if b else 0)
+    candidates = sparse.csr_matrix(cf, copy=True)
+    if blend.content_weight:
+        candidates = candidates + sparse.csr_matrix(affinity > 0).astype(float) @ \
+            catalogue.top_per_category(margin)
+    top = catalogue.by_popularity[:margin]
+    candidates = sparse.coo_matrix(candidates + sparse.csr_matrix(
+        (np.ones(b * top.size), (np.repeat(np.arange(b), top.size), np.tile(top, b))),
+        shape=(b, catalogue.size)))
+    rows, cols = candidates.row, candidates.col
+    # content and popularity terms on every candidate, shifted by +1 so that none is an
+    # explicit zero; bought products sink far below every candidate
+    content = (blend.content_weight * affinity[rows, catalogue.category[cols]]
+               * catalogue.catpop_norm[cols] + blend.popularity_weight
+               * catalogue.pop_norm[cols] + 1.0)
+    total = sparse.csr_matrix((content, (rows, cols)), shape=(b, catalogue.size))
+    total = sparse.csr_matrix(total + blend.cf_weight * cf - 1e9 * bought)
+    total.sort_indices()
+    total = total.tocoo()
+    rows, cols, score = total.row, total.col, total.data - 1.0
+    keep = score > -1e8
+    rows, cols, score = rows[keep], cols[keep], score[keep]
+    # by row, then score descending, then product id: the entries come row-major with
+    # columns (product ids) ascending, so one stable sort on a combined key does it
+    spread = 2.0 * (abs(blend.cf_weight) + abs(blend.content_weight)
+                    + abs(blend.popularity_weight)) + 2.0
+    order = np.argsort(rows * spread + (spread / 2.0 - score), kind="stable")
+    rows, cols, score = rows[order], cols[order], score[order]
+    starts = np.searchsorted(rows, np.arange(b))
+    top_n = (np.arange(rows.size) - starts[rows]) < n
+    rows, cols, score = rows[top_n], cols[top_n], score[top_n]
+    parts = np.column_stack([
+        blend.cf_weight * np.asarray(cf[rows, cols]).ravel(),
+        blend.content_weight * affinity[rows, catalogue.category[cols]]
+        * catalogue.catpop_norm[cols],
+        blend.popularity_weight * catalogue.pop_norm[cols],
+    ]) if rows.size else np.zeros((0, 3))
+    return rows, cols, score, parts.argmax(axis=1)
+
+
+def recommend(user_items: pd.DataFrame, catalogue: Catalogue, users: Any = None,
+              n: int = 20, blend: Blend = MODEL_BLEND, batch_size: int = 2000,
+              ) -> pd.DataFrame:
+    """Top-n products for each user of `users` (default: every user in `user_items`).
+
+    Returns user_id, product_id, rank (1 = best), score (the blend score) and source
+    (the component contributing most: cf, content or popularity), sorted by user and
+    rank. Users without rows in `user_items` get the popularity ranking. Memory is
+    bounded by `batch_size` users at a time.
+    """
+    users = np.unique(np.asarray(
+        user_items["user_id"].unique() if users is None else users, dtype=np.int64))
+    user_items = user_items[user_items["user_id"].isin(users)]
+    bought_items = user_items[user_items["is_purchased"].astype(bool)]
+    history = _user_matrix(user_items, users, catalogue, "interaction_weight")
+    bought = _user_matrix(bought_items.assign(one=1.0), users, catalogue, "one")
+    frames = []
+    for start in range(0, users.size, batch_size):
+        stop = min(start + batch_size, users.size)
+        rows, cols, score, source = _score_batch(history[start:stop], bought[start:stop],
+                                                 catalogue, blend, n)
+        starts = np.searchsorted(rows, np.arange(stop - start))
+        frames.append(pd.DataFrame({
+            "user_id": users[start:stop][rows],
+            "product_id": catalogue.product_id[cols],
+            "rank": (np.arange(rows.size) - starts[rows] + 1).astype(np.int32),
+            "score": score,
+            "source": SOURCES[source],
+        }))
+    if not frames:
+        return pd.DataFrame({"user_id": pd.Series(dtype=np.int64),
+                             "product_id": pd.Series(dtype=np.int64),
+                             "rank": pd.Series(dtype=np.int32),
+                             "score": pd.Series(dtype=float),
+                             "source": pd.Series(dtype=object)})
+    return pd.concat(frames, ignore_index=True)
+
+
+def ranking_metrics(recommendations: pd.DataFrame, positives: pd.DataFrame,
+                    k: int = 20) -> dict[str, float]:
+    """Mean recall@k and NDCG@k (binary relevance) over the users of `positives`.
+
+    recall@k = hits in the top k / the user's positives; NDCG@k = DCG of the hits over
+    the DCG of min(k, positives) hits at the top. A user missing from
+    `recommendations` scores 0 on both.
+    """
+    positives = positives[["user_id", "product_id"]].drop_duplicates()
+    if positives.empty:
+        raise ValueError("no positives to evaluate against")
+    top = recommendations.loc[recommendations["rank"] <= k, ["user_id", "product_id", "rank"]]
+    hits = top.merge(positives, on=["user_id", "product_id"], how="inner")
+    hits["gain"] = 1.0 / np.log2(hits["rank"] + 1.0)
+    per_user = positives.groupby("user_id").size().rename("positives").to_frame()
+    per_user = per_user.join(hits.groupby("user_id").agg(hits=("rank", "size"),
+                                                         dcg=("gain", "sum")))
+    per_user = per_user.fillna({"hits": 0.0, "dcg": 0.0})
+    ideal = np.array([np.sum(1.0 / np.log2(np.arange(2, min(k, p) + 2)))
+                      for p in per_user["positives"].to_numpy()])
+    return {
+        f"recall_at_{k}": float((per_user["hits"] / per_user["positives"]).mean()),
+        f"ndcg_at_{k}": float((per_user["dcg"] / ideal).mean()),
+    }
+
+
+def planted_category_share(recommendations: pd.DataFrame, catalogue: Catalogue,
+                           planted: pd.DataFrame) -> float:
+    """Share of the recommended products (over users with a planted preference) whose
+    category level 1 is the user's planted top category (`unknown` = no category)."""
+    recs = recommendations.merge(planted[["user_id", "top_category_l1"]], on="user_id")
+    if recs.empty:
+        return float("nan")
+    l1 = pd.Series(catalogue.category_l1[catalogue.index(recs["product_id"])]).fillna(
+        "unknown")
+    return float((l1.to_numpy() == recs["top_category_l1"].to_numpy()).mean())
+
+
+def _positives(train: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    """Test-day products of each user, less those bought before (never recommended)."""
+    bought = train.loc[train["is_purchased"].astype(bool), ["user_id", "product_id"]]
+    merged = test[["user_id", "product_id"]].drop_duplicates().merge(
+        bought, on=["user_id", "product_id"], how="left", indicator=True)
+    return merged.loc[merged["_merge"] == "left_only", ["user_id", "product_id"]]
+
+
+def evaluate(train_items: pd.DataFrame, test_items: pd.DataFrame, catalogue: Catalogue,
+             n: int = 20, blend: Blend = MODEL_BLEND,
+             planted: pd.DataFrame | None = None) -> dict[str, dict[str, float]]:
+    """Metrics of the blend and of each baseline on the test users.
+
+    Returns {method: {recall_at_n, ndcg_at_n[, planted_top_category_share]}} for
+    method in ("model", *BASELINES) and the test-user count under "counts".
+    """
+    positives = _positives(train_items, test_items)
+    users = np.unique(positives["user_id"].to_numpy(np.int64))
+    results: dict[str, dict[str, float]] = {}
+    for name, weights in (("model", blend), *BASELINES.items()):
+        recs = recommend(train_items, catalogue, users=users, n=n, blend=weights)
+        results[name] = ranking_metrics(recs, positives, k=n)
+        if planted is not None and not planted.empty:
+            results[name]["planted_top_category_share"] = planted_category_share(
+                recs, catalogue, planted)
+    results["counts"] = {"test_users": float(users.size),
+                         "test_positives": float(len(positives)),
+                         "planted_users": float(0 if planted is None else
+                                                np.isin(users, planted["user_id"]).sum())}
+    return results
+
+
+def _window(frame: pd.DataFrame, role: str) -> pd.DataFrame:
+    return frame[frame["window_role"] == role].drop(columns="window_role")
+
+
+def train_recommendations(windows: pd.DataFrame, items: pd.DataFrame,
+                          neighbours: pd.DataFrame, user_items: pd.DataFrame,
+                          planted: pd.DataFrame | None = None, n: int = 20,
+                          blend: Blend = MODEL_BLEND,
+                          params: dict[str, Any] | None = None) -> TrainingRun:
+    """The registry record of one evaluation: train window before the cutoff, test on
+    the cutoff day, every metric beside both baselines.
+
+    Metrics: recall_at_n, ndcg_at_n (primary: ndcg vs popularity), and with planted
+    truth planted_top_category_share; split ``test`` compares with ``popularity``,
+    split ``test_vs_category_popularity`` with ``category_popularity``.
+    """
+    window = windows.iloc[0]
+    catalogue = Catalogue(_window(items, "train"), _window(neighbours, "train"))
+    train = _window(user_items, "train")
+    results = evaluate(train, _window(user_items, "test"), catalogue, n=n, blend=blend,
+                       planted=planted)
+    metrics = []
+    for baseline, split in (("popularity", "test"),
+                            ("category_popularity", "test_vs_category_popularity")):
+        for metric, value in results["model"].items():
+            metrics.append(Metric(metric=metric, value=value, baseline=baseline,
+                                  baseline_value=results[baseline][metric], split=split,
+                                  is_primary=(metric == f"ndcg_at_{n}"
+                                              and baseline == "popularity")))
+    cutoff = pd.Timestamp(window["cutoff_date"]).date()
+    return TrainingRun(
+        model_name="recommendations",
+        train_window=Window(pd.Timestamp(window["first_event_date"]).date(), cutoff),
+        label_window=Window(cutoff, date.fromordinal(cutoff.toordinal() + 1)),
+        n_train=int(train["user_id"].nunique()),
+        n_test=int(results["counts"]["test_users"]),
+        params={**asdict(blend), "top_n": n, "catalogue_products": catalogue.size,
+                "cf_pairs": int(catalogue.similarity.nnz),
+                "test_positives": int(results["counts"]["test_positives"]),
+                "planted_users": int(results["counts"]["planted_users"]),
+                "has_planted_truth": planted is not None and not planted.empty,
+                "excluded": "products the user bought before",
+                **(params or {})},
+        metrics=metrics,
+    )
+
+
+def similar_products(neighbours: pd.DataFrame, content: pd.DataFrame, n: int = 20,
+                     min_co_sessions: int = 1) -> pd.DataFrame:
+    """Top-n similar products per product: CF neighbours with at least
+    `min_co_sessions` shared sessions first (by similarity), then content neighbours
+    (same category; same brand, then same price band, then popularity) to fill up.
+
+    Returns product_id, similar_product_id, rank, score (cosine similarity for cf,
+    content_score in {1/3, 2/3, 1} for content) and source.
+    """
+    cf = neighbours.loc[neighbours["co_sessions"] >= min_co_sessions,
+                        ["product_id", "neighbour_product_id", "similarity",
+                         "neighbour_rank"]]
+    cf = cf.rename(columns={"similarity": "score"}).assign(source="cf", order=0)
+    fill = content[["product_id", "neighbour_product_id", "content_score",
+                    "neighbour_rank"]].rename(columns={"content_score": "score"})
+    fill = fill.assign(source="content", order=1)
+    both = pd.concat([cf, fill], ignore_index=True)
+    both = both.sort_values(["product_id", "order", "neighbour_rank"], kind="stable")
+    both = both.drop_duplicates(["product_id", "neighbour_product_id"], keep="first")
+    both["rank"] = both.groupby("product_id").cumcount() + 1
+    both = both[both["rank"] <= n]
+    return (both.rename(columns={"neighbour_product_id": "similar_product_id"})
+            [["product_id", "similar_product_id", "rank", "score", "source"]]
+            .astype({"rank": np.int32}).reset_index(drop=True))

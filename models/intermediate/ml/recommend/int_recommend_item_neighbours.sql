@@ -1,0 +1,172 @@
+{{ config(materialized='table') }}
+
+-- Item-item collaborative filtering: for each product, its top
+-- var recs_neighbours co-interacted products by cosine similarity of
+-- session co-occurrence (docs block recommend_item_cf), computed twice:
+-- window `train` (days before the cutoff, for evaluation) and `full` (every
+-- day, for production), in one self-join of the sessions. Sessions keep at
+-- most var recs_max_items_per_session products (strongest interaction first,
+-- then most recent), which bounds the self-join; they are joined on a 64-bit
+-- hash of the session id.
+{%- set max_items = var('recs_max_items_per_session') | int %}
+{%- set neighbours = var('recs_neighbours') | int %}
+with session_items as (
+
+    select * from {{ ref('int_recommend_session_items') }}
+
+),
+
+windows as (
+
+    select * from {{ ref('int_recommend_windows') }}
+
+),
+
+session_products as (
+
+    -- one row per session x product; a session is in the `train` window when
+    -- all of it is before the cutoff (one crossing into the test day is not)
+    select
+        hash(session_items.session_id) as session_key,
+        session_items.product_id,
+        max(session_items.interaction_weight) as interaction_weight,
+        max(session_items.last_event_at) as last_event_at,
+        max(session_items.event_date) as last_event_date
+    from session_items
+    group by 1, 2
+
+),
+
+capped as (
+
+    select
+        session_products.session_key,
+        session_products.product_id,
+        session_products.interaction_weight,
+        max(session_products.last_event_date) over (
+            partition by session_products.session_key
+        ) < windows.cutoff_date as is_train
+    from session_products
+    cross join windows
+    qualify
+        row_number() over (
+            partition by session_products.session_key
+            order by
+                session_products.interaction_weight desc,
+                session_products.last_event_at desc,
+                session_products.product_id asc
+        ) <= {{ max_items }}
+
+),
+
+item_totals as (
+
+    select
+        product_id,
+        sum(interaction_weight) filter (where is_train) as train_total_weight,
+        sum(interaction_weight) as full_total_weight
+    from capped
+    group by 1
+
+),
+
+session_pairs as (
+
+    select
+        left_items.product_id,
+        right_items.product_id as neighbour_product_id,
+        sum(
+            least(left_items.interaction_weight, right_items.interaction_weight)
+        ) filter (where left_items.is_train) as train_co_weight,
+        count(*) filter (where left_items.is_train) as train_co_sessions,
+        sum(
+            least(left_items.interaction_weight, right_items.interaction_weight)
+        ) as full_co_weight,
+        count(*) as full_co_sessions
+    from capped as left_items
+    inner join capped as right_items
+        on
+            left_items.session_key = right_items.session_key
+            and left_items.product_id != right_items.product_id
+    group by 1, 2
+
+),
+
+similarities as (
+
+    select
+        session_pairs.product_id,
+        session_pairs.neighbour_product_id,
+        session_pairs.train_co_weight,
+        session_pairs.train_co_sessions,
+        session_pairs.full_co_weight,
+        session_pairs.full_co_sessions,
+        session_pairs.train_co_weight / sqrt(
+            item_totals.train_total_weight
+            * neighbour_totals.train_total_weight
+        ) as train_similarity,
+        session_pairs.full_co_weight / sqrt(
+            item_totals.full_total_weight
+            * neighbour_totals.full_total_weight
+        ) as full_similarity
+    from session_pairs
+    inner join item_totals
+        on session_pairs.product_id = item_totals.product_id
+    inner join item_totals as neighbour_totals
+        on session_pairs.neighbour_product_id = neighbour_totals.product_id
+
+),
+
+ranked as (
+
+    select
+        *,
+        case
+            when train_co_sessions > 0
+                then
+                    row_number() over (
+                        partition by product_id, train_co_sessions > 0
+                        order by
+                            train_similarity desc,
+                            train_co_weight desc,
+                            neighbour_product_id asc
+                    )
+        end as train_rank,
+        row_number() over (
+            partition by product_id
+            order by
+                full_similarity desc,
+                full_co_weight desc,
+                neighbour_product_id asc
+        ) as full_rank
+    from similarities
+
+),
+
+final as (
+
+    select
+        'train' as window_role,
+        product_id,
+        neighbour_product_id,
+        train_co_weight as co_weight,
+        train_co_sessions as co_sessions,
+        train_similarity as similarity,
+        train_rank as neighbour_rank
+    from ranked
+    where train_rank <= {{ neighbours }}
+    union all
+    select
+        'full' as window_role,
+        product_id,
+        neighbour_product_id,
+        full_co_weight as co_weight,
+        full_co_sessions as co_sessions,
+        full_similarity as similarity,
+        full_rank as neighbour_rank
+    from ranked
+    where full_rank <= {{ neighbours }}
+
+)
+
+select * from final

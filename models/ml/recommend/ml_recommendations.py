@@ -1,0 +1,21 @@
+"""Top-N products for every active user as of the day after the last event, with the
+blend of the latest recommendations run (ml/recommend.py, recommend)."""
+from ml.ltv import run_of, with_run
+from ml.recommend import Blend, Catalogue, recommend
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    record = run_of(dbt.ref("ml_recommendations__training").df(), "recommendations")
+    # dbt passes a config key to a Python model only when it is read by a literal name
+    blend = Blend(cf_weight=float(dbt.config.get("cf_weight")),
+                  content_weight=float(dbt.config.get("content_weight")),
+                  popularity_weight=float(dbt.config.get("popularity_weight")),
+                  self_weight=float(dbt.config.get("self_weight")))
+    catalogue = Catalogue(
+        dbt.ref("int_recommend_item_popularity").filter("window_role = 'full'").df(),
+        dbt.ref("int_recommend_item_neighbours").filter("window_role = 'full'").df())
+    user_items = dbt.ref("int_recommend_user_items").filter("window_role = 'full'").df()
+    recs = recommend(user_items, catalogue, n=int(dbt.config.get("top_n")), blend=blend)
+    as_of = dbt.ref("int_recommend_windows").df()["as_of_date"].iloc[0]
+    return with_run(recs.assign(as_of_date=as_of), record)
