@@ -156,7 +156,7 @@ user_history as (
     left join purchases
         on
             carts.user_id = purchases.user_id
-            and purchases.event_at < carts.session_started_at
+            and carts.session_started_at > purchases.event_at
     group by 1
 
 ),
@@ -175,12 +175,11 @@ labels as (
         on
             carts.user_id = purchases.user_id
             and carts.product_id = purchases.product_id
-            and purchases.event_at >= carts.event_at
+            and carts.event_at <= purchases.event_at
             and (
-                purchases.event_at <= {{ dbt.dateadd(
-                    'hour', horizon_hours, 'carts.event_at'
-                ) }}
-                or purchases.session_id = carts.session_id
+                {{ dbt.dateadd('hour', horizon_hours, 'carts.event_at') }}
+                >= purchases.event_at
+                or carts.session_id = purchases.session_id
             )
     group by 1
 

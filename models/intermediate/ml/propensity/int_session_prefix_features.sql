@@ -73,23 +73,36 @@ user_sessions as (
 
 ),
 
+-- A session is a contiguous run of its raw session id's events, so an
+-- event's rank in its session is its rank in the raw id minus the session's
+-- first rank: an aggregate and a join instead of another sort of the events.
+session_first_events as (
+
+    select
+        events.session_id,
+        min(events.event_number_in_raw_session) as first_event_number
+    from events
+    inner join user_sessions
+        on events.session_id = user_sessions.session_id
+    group by 1
+
+),
+
 ranked as (
 
     select
-        session_id,
-        event_type,
-        event_at,
-        product_id,
-        category_l1,
-        brand,
-        price,
-        row_number() over (
-            partition by session_id
-            order by event_number_in_raw_session asc
-        ) as event_rank
+        events.session_id,
+        events.event_type,
+        events.event_at,
+        events.product_id,
+        events.category_l1,
+        events.brand,
+        events.price,
+        events.event_number_in_raw_session
+        - session_first_events.first_event_number + 1 as event_rank
     from events
-    where
-        session_id in (select user_sessions.session_id from user_sessions)
+    inner join session_first_events
+        on events.session_id = session_first_events.session_id
 
 ),
 
@@ -161,7 +174,7 @@ user_history as (
     left join purchases
         on
             user_sessions.user_id = purchases.user_id
-            and purchases.event_at < user_sessions.session_started_at
+            and user_sessions.session_started_at > purchases.event_at
     group by 1
 
 ),
