@@ -263,19 +263,21 @@ def test_features_see_only_events_up_to_the_prediction_point(synth_warehouse) ->
                             {K + 1}) > {K}
         )
         select count(*) from eligible
-        full outer join int_session_prefix_features as f using (session_id)
+        full outer join int_session_prefix_features as f
+            on eligible.session_id = f.session_id
         where eligible.session_id is null or f.session_id is null
     """) == 0
-    for table in ("int_cart_events_features", "int_session_prefix_features"):
+    for table, key in (("int_cart_events_features", "cart_event_id"),
+                       ("int_session_prefix_features", "session_id")):
         assert _one(database, f"""
             with history as (
-                select f.user_id, f.user_prior_purchases, s.session_started_at,
+                select f.{key}, f.user_prior_purchases,
                        count(p.purchase_id) filter (
                            where p.purchased_at < s.session_started_at) as recomputed
                 from {table} as f
                 inner join fct_sessions as s using (session_id)
                 left join fct_purchases as p on f.user_id = p.user_id
-                group by all
+                group by 1, 2
             )
             select count(*) from history where user_prior_purchases != recomputed
         """) == 0
