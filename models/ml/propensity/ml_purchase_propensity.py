@@ -1,0 +1,21 @@
+"""Scores the open carts and sessions as of the last event with the latest runs."""
+import pandas as pd
+
+from ml.ltv import run_of, with_run
+from ml.propensity import TASKS, score_propensity
+from ml.registry import load_model
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    runs = dbt.ref("ml_purchase_propensity__training").df()
+    open_rows = {
+        "cart": dbt.ref("int_cart_events_features").filter("ml_role = 'score'"),
+        "session": dbt.ref("int_session_prefix_features").filter("ml_role = 'score'"),
+    }
+    scores = []
+    for task, rows in open_rows.items():
+        record = run_of(runs, TASKS[task]["model_name"])
+        model_ = load_model(record["model_artifact"])
+        scores.append(with_run(score_propensity(model_, rows.df()), record))
+    return pd.concat(scores, ignore_index=True)
