@@ -60,6 +60,10 @@ MODELS = ("ets", "sarimax")
 INTERVAL_LEVELS = (80, 95)
 # (trend, seasonal) of the ETS candidates; a trend is always damped.
 ETS_CANDIDATES = ((None, None), ("add", None), (None, "add"), ("add", "add"))
+# Optimiser iterations: enough for these few parameters; unbounded fits of a jumpy
+# category series cost seconds each without forecasting better.
+ETS_MAXITER = 100
+SARIMAX_MAXITER = 50
 SARIMAX_ORDER = (0, 1, 1)
 SARIMAX_SEASONAL_ORDER = (1, 0, 0, SEASON)
 _Z = {80: 1.2815515655446004, 95: 1.959963984540054}
@@ -154,7 +158,8 @@ def forecast_ets(y: np.ndarray, is_sale: np.ndarray, is_sale_future: np.ndarray,
             continue
         fit = ETSModel(series, error="add", trend=trend, damped_trend=trend is not None,
                        seasonal=seasonal, seasonal_periods=season if seasonal else None,
-                       initialization_method="heuristic").fit(disp=False)
+                       initialization_method="heuristic").fit(disp=False,
+                                                              maxiter=ETS_MAXITER)
         if best is None or fit.aicc < best.aicc:
             best = fit
     prediction = best.get_prediction(start=len(y), end=len(y) + horizon - 1)
@@ -181,8 +186,9 @@ def forecast_sarimax(y: np.ndarray, is_sale: np.ndarray, is_sale_future: np.ndar
     model = SARIMAX(pd.Series(y, index=_index(len(y))),
                     exog=is_sale[:, None] if has_sale else None,
                     order=SARIMAX_ORDER, seasonal_order=seasonal,
-                    enforce_stationarity=True, enforce_invertibility=True)
-    fit = model.fit(disp=False, maxiter=200)
+                    enforce_stationarity=True, enforce_invertibility=True,
+                    concentrate_scale=True)
+    fit = model.fit(disp=False, maxiter=SARIMAX_MAXITER)
     future = (np.asarray(is_sale_future, dtype=float)[:, None] if has_sale else None)
     prediction = fit.get_forecast(horizon, exog=future)
     point = np.asarray(prediction.predicted_mean, dtype=float)
