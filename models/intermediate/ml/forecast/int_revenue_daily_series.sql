@@ -96,7 +96,7 @@ measures as (
         category_l1,
         series_date,
         'revenue' as measure,
-        cast(revenue as double) as value
+        cast(revenue as double) as value  -- noqa: RF04
     from series
     union all
     select
@@ -105,7 +105,7 @@ measures as (
         category_l1,
         series_date,
         'orders' as measure,
-        cast(orders as double) as value
+        cast(orders as double) as value  -- noqa: RF04
     from series
 
 ),
