@@ -122,10 +122,13 @@ def format_headline(database: Path, figures: dict[str, object]) -> str:
     category, share = figures["top_category"]
     spikes = ", ".join(str(day) for day, _ in figures["spike_days"]) or "none"
     segments = ", ".join(f"{name} {count:,}" for name, count in figures["top_segments"])
+    rows = figures["models"]
+    name_width = max([len(row[0]) for row in rows] + [18])
+    metric_width = max([len(row[1]) for row in rows] + [16])
     models = [
-        f"    {name:<18} {metric:<16} {value:8.3f}   vs {baseline} {baseline_value:.3f}"
-        + ("" if beats else "   BELOW BASELINE")
-        for name, metric, value, baseline, baseline_value, beats in figures["models"]
+        f"    {name:<{name_width}} {metric:<{metric_width}} {value:8.3f}"
+        f"   vs {baseline} {baseline_value:.3f}" + ("" if beats else "   BELOW BASELINE")
+        for name, metric, value, baseline, baseline_value, beats in rows
     ] or ["    (no model trained)"]
     return "\n".join([
         f"Warehouse: {database.resolve()}",

@@ -50,42 +50,16 @@ def serving_copy(synth_warehouse, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def serving_with_optional(serving_copy, tmp_path_factory) -> Path:
-    """The serving copy plus small cluster, forecast and scenario tables in the shape
-    dashboard.queries.OPTIONAL_TABLES expects (those models are built elsewhere)."""
-    path = tmp_path_factory.mktemp("serving_optional") / "serving.duckdb"
+def serving_without_ml_ii(serving_copy, tmp_path_factory) -> Path:
+    """The serving copy of a warehouse built without the cluster and forecast models
+    (e.g. `dbt build --exclude tag:ml+`): the tables of OPTIONAL_TABLES dropped."""
+    path = tmp_path_factory.mktemp("serving_without_ml_ii") / "serving.duckdb"
     shutil.copyfile(serving_copy, path)
     path.chmod(0o644)
     with duckdb.connect(str(path)) as con:
-        con.execute("""
-            create table ml_customer_cluster_profiles as
-            select cluster_id, 'cluster ' || cluster_id as cluster_name,
-                   100 as customers, 0.25 as customer_share,
-                   10.0 * cluster_id as mean_recency_days, 1.5 as mean_orders,
-                   200.0 as mean_monetary_total, 20000.0 as revenue,
-                   0.25 as revenue_share
-            from range(4) as t(cluster_id);
-            create table rpt_customer_cluster_segments as
-            select cluster_name, segment as rfm_segment, 10 as customers,
-                   0.1 as share_of_cluster
-            from ml_customer_cluster_profiles
-            cross join (select distinct segment from fct_customer_rfm);
-            create table ml_revenue_forecast as
-            select day::date as forecast_date, 'overall' as series_id,
-                   'revenue' as measure, model, model = 'ets' as is_selected_model,
-                   1000.0 as point, 800.0 as lo80, 1200.0 as hi80, 700.0 as lo95,
-                   1300.0 as hi95
-            from range(date '2020-01-01', date '2020-01-15', interval 1 day) as t(day)
-            cross join (values ('ets'), ('seasonal_naive')) as m(model);
-            create table rpt_revenue_scenarios as
-            select series_id, measure, forecast_date,
-                   row_number() over (order by forecast_date) as horizon, model,
-                   lo80 as conservative, point as expected, hi80 as optimistic,
-                   sum(lo80) over (order by forecast_date) as cumulative_conservative,
-                   sum(point) over (order by forecast_date) as cumulative_expected,
-                   sum(hi80) over (order by forecast_date) as cumulative_optimistic
-            from ml_revenue_forecast where is_selected_model;
-        """)
+        for table in queries.OPTIONAL_TABLES:
+            con.execute(f"drop table {table}")
+    path.chmod(0o444)
     return path
 
 
@@ -117,12 +91,17 @@ def test_every_page_renders_on_the_built_warehouse(serving_copy, monkeypatch):
             assert [m.label for m in at.metric] == KPI_LABELS
             assert len(at.get("vega_lite_chart")) == 1
             assert all(m.value not in ("", "–", "$0") for m in at.metric)
-        elif page in ("views/segments.py", "views/forecast.py"):
-            # Clusters and the forecast are not in this warehouse: a notice, not a crash.
-            assert _notices(at), page
         else:
             assert not _notices(at), page
             assert len(at.get("vega_lite_chart")) + len(at.dataframe) > 0, page
+
+
+def test_pages_without_the_optional_tables_show_a_notice(serving_without_ml_ii,
+                                                           monkeypatch):
+    at = _app(monkeypatch, serving_without_ml_ii)
+    for page in ("views/segments.py", "views/forecast.py"):
+        _page(at, page)
+        assert _notices(at), page
 
 
 def test_kpi_tiles_match_the_marts(serving_copy, monkeypatch):
@@ -155,17 +134,20 @@ def test_filters_narrow_the_funnel_to_the_selected_slice(serving_copy, monkeypat
     assert viewed < total
 
 
-def test_optional_tables_render_when_present(serving_with_optional, monkeypatch):
-    at = _app(monkeypatch, serving_with_optional)
-    for page in ("views/segments.py", "views/forecast.py"):
-        _page(at, page)
-        assert not _notices(at), page
-    # The forecast (14 days x 2 models) and its scenarios summed over the horizon.
-    assert any(len(frame.value) == 14 and "cumulative_expected" in frame.value.columns
-               for frame in at.dataframe)
+def test_forecast_tiles_sum_the_scenarios(serving_copy, monkeypatch):
+    with duckdb.connect(str(serving_copy), read_only=True) as con:
+        horizon, conservative, expected = con.sql("""
+            select max(horizon), sum(conservative), sum(expected)
+            from rpt_revenue_scenarios
+            where series_id = 'overall' and measure = 'revenue'
+        """).fetchall()[0]
+    at = _app(monkeypatch, serving_copy)
+    _page(at, "views/forecast.py")
+    assert not _notices(at)
     tiles = {m.label: m.value for m in at.metric}
-    assert tiles["Expected, 14 days"] == "14,000"
-    assert tiles["Conservative, 14 days"] == "11,200"
+    assert tiles[f"Expected, {horizon} days"] == f"{expected:,.0f}"
+    assert tiles[f"Conservative, {horizon} days"] == f"{conservative:,.0f}"
+    assert conservative < expected
 
 
 def test_missing_serving_copy_says_how_to_make_it(tmp_path, monkeypatch):
@@ -175,15 +157,16 @@ def test_missing_serving_copy_says_how_to_make_it(tmp_path, monkeypatch):
     assert "ml.publish" in at.error[0].value
 
 
-def test_connection_reopens_when_the_file_is_replaced(serving_copy, tmp_path):
+def test_connection_reopens_when_the_file_is_replaced(serving_without_ml_ii, tmp_path):
     path = tmp_path / "serving.duckdb"
-    shutil.copyfile(serving_copy, path)
+    shutil.copyfile(serving_without_ml_ii, path)
     db = ServingDatabase(path)
     assert "ml_revenue_forecast" not in db.tables()
     assert db.missing("ml_revenue_forecast") == ["ml_revenue_forecast"]
     # Publish a new copy the way ml.publish does: write beside, rename over.
     new = tmp_path / "serving.duckdb.new"
-    shutil.copyfile(serving_copy, new)
+    shutil.copyfile(serving_without_ml_ii, new)
+    new.chmod(0o644)
     with duckdb.connect(str(new)) as con:
         con.execute("create table ml_revenue_forecast as select 1 as point")
     os.replace(new, path)
@@ -264,8 +247,8 @@ def test_pages_run_named_statements_only():
                     path.name, ast.unparse(call))
 
 
-def test_every_statement_declares_its_parameters_and_runs(serving_with_optional):
-    db = ServingDatabase(serving_with_optional)
+def test_every_statement_declares_its_parameters_and_runs(serving_copy):
+    db = ServingDatabase(serving_copy)
     base = {**Filters(date(2019, 10, 1), date(2019, 12, 31)).params(), "limit": 5,
             "models": ["churn"], "min_flags": 1, "table": "fct_sessions",
             "series_id": "overall", "measure": "revenue"}
@@ -355,7 +338,6 @@ def test_every_dashboard_page_has_an_exposure_on_exactly_the_tables_it_reads():
     pages = next(ast.literal_eval(node.value) for node in app.body
                  if isinstance(node, ast.Assign) and node.targets[0].id == "PAGES")
     exposures = _exposures()
-    optional = set(queries.OPTIONAL_TABLES)
     everything = {t for s in _statements(DASHBOARD / "app.py") for t in _tables(s)}
     for index, (page, _title, _icon) in enumerate(pages):
         stem = Path(page).stem
@@ -364,7 +346,7 @@ def test_every_dashboard_page_has_an_exposure_on_exactly_the_tables_it_reads():
         assert exposure["url"] == "http://localhost:8501/" + ("" if index == 0 else stem)
         assert {"name", "email"} <= set(exposure["owner"])
         assert exposure["maturity"] in ("low", "medium", "high")
-        read = {t for s in _statements(DASHBOARD / page) for t in _tables(s)} - optional
+        read = {t for s in _statements(DASHBOARD / page) for t in _tables(s)}
         assert _refs(exposure) == read, stem
         everything |= read
     assert _refs(exposures["rees46_dashboard"]) == everything
