@@ -186,6 +186,18 @@ def test_check_build_refuses_other_commands_and_unbuilt_public_models() -> None:
     check_build(warned, tables)  # warnings do not stop a publish
 
 
+def test_check_build_takes_no_op_only_from_exposures_and_saved_queries() -> None:
+    tables = public_tables(MANIFEST)
+    results = run_results_of(MANIFEST)
+    results["results"] += [
+        {"unique_id": "exposure.rees46.rees46_dashboard", "status": "no-op"},
+        {"unique_id": "saved_query.rees46.headline_tiles_daily", "status": "no-op"}]
+    check_build(results, tables)
+    skipped = run_results_of(MANIFEST, {"model.rees46.fct_sessions": "no-op"})
+    with pytest.raises(PublishError, match=r"fct_sessions \(no-op\)"):
+        check_build(skipped, tables)
+
+
 def test_failed_build_leaves_the_previous_copy_untouched(project) -> None:
     first = run_publish(project)
     before = (project["serving"].stat().st_ino, project["serving"].read_bytes())
