@@ -16,12 +16,13 @@ DATA_DIR ?= data/synth
 export DBT_PROFILES_DIR := $(CURDIR)
 export REES46_EVENTS ?= $(DATA_DIR)/events/*.csv.gz
 
-.PHONY: help install data build report demo test lint clean
+.PHONY: help install data build report demo test lint clean bench bench-env
 
 help:
 	@echo "make demo   install, generate ~2M events, dbt build, print headline figures"
 	@echo "make test   the whole test suite (pytest: python package, dbt, sqlfluff)"
 	@echo "make data | build | report | lint | clean"
+	@echo "make bench SIZE=1M|10M|67.5M|all   benchmark (see BENCHMARKS.md)"
 
 install: $(VENV)/.installed
 
@@ -49,6 +50,23 @@ test: install
 
 lint: install
 	$(BIN)/sqlfluff lint models tests/dbt analyses
+
+# The benchmark (bench/run.py, BENCHMARKS.md). pyspark, for the Spark baseline only, lives in
+# its own venv so that `make install` never pulls it.
+SIZE ?= 1M
+BENCH_ARGS ?=
+BENCH_VENV := .venv-bench
+
+bench-env: $(BENCH_VENV)/.installed
+
+$(BENCH_VENV)/.installed: bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench: install bench-env
+	BENCH_MAKE_COMMAND="make bench SIZE=$(SIZE)$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" \
+		$(BIN)/python -m bench.run --size $(SIZE) $(BENCH_ARGS)
 
 clean:
 	rm -rf target logs warehouse/*.duckdb warehouse/*.wal $(DATA_DIR)
