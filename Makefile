@@ -65,7 +65,7 @@ $(BENCH_VENV)/.installed: bench/requirements.txt
 	touch $@
 
 bench: install bench-env
-	BENCH_MAKE_COMMAND="make bench SIZE=$(SIZE)$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" \
+	BENCH_MAKE_COMMAND="make bench SIZE=$(SIZE)" \
 		$(BIN)/python -m bench.run --size $(SIZE) $(BENCH_ARGS)
 
 clean:

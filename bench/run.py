@@ -333,8 +333,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--data-dir holds one dataset: use it with one size")
 
     head = commit()
-    command = os.environ.get("BENCH_MAKE_COMMAND") or shlex.join(
-        ["python", "-m", "bench.run", *(argv if argv is not None else sys.argv[1:])])
+    command = shlex.join(["python", "-m", "bench.run",
+                          *(argv if argv is not None else sys.argv[1:])])
+    if os.environ.get("BENCH_MAKE_COMMAND"):
+        command = f"{os.environ['BENCH_MAKE_COMMAND']}`, i.e. `{command}"
     run = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
            "commit": head, "command": command, "notes": args.notes, "machine": machine()}
     try:
