@@ -278,24 +278,30 @@ def ratio_table(results: Sequence[dict], exponent: float | None,
         peak = gb(full.get("peak_rss_tree_bytes"))
         rows.append([result["size"], "full build peak RSS GB (tree)", peak,
                      TARGETS["peak_rss_gb"], verdict(peak, TARGETS["peak_rss_gb"])])
-    rows.append(["all", "(c) scaling exponent of full build wall " + exponent_note,
+    rows.append(["all", "(c) scaling exponent of full build node span " + exponent_note,
                  exponent, TARGETS["c_scaling_exponent"],
                  verdict(exponent, TARGETS["c_scaling_exponent"])])
     return markdown_table(["size", "ratio", "value", "target (<=)", "verdict"], rows)
 
 
 def check_table(results: Sequence[dict]) -> str:
-    """Row-count cross-check of the two marts, DuckDB vs Spark."""
+    """Cross-check of the two marts, DuckDB vs Spark: rows and additive totals."""
     rows = []
     for result in results:
         check = result.get("cross_check") or {}
-        for mart in ("fct_sessions", "fct_funnel_daily"):
-            duck = check.get(mart, {}).get("duckdb")
-            spark = check.get(mart, {}).get("spark")
-            same = "-" if duck is None or spark is None else (
-                "equal" if duck == spark else f"differ by {spark - duck:+d}")
-            rows.append([result["size"], mart, duck, spark, same])
-    return markdown_table(["size", "mart", "rows dbt/DuckDB", "rows pyspark", "check"], rows)
+        for mart, totals in check.items():
+            duck, spark = totals.get("duckdb"), totals.get("spark")
+            if spark is None:
+                same = "-"
+            else:
+                differ = [name.strip() for name, d, s in
+                          zip(totals["columns"].split(","), duck, spark)
+                          if not math.isclose(d, s, rel_tol=1e-9, abs_tol=0.005)]
+                same = "equal" if not differ else "DIFFER: " + ", ".join(differ)
+            rows.append([result["size"], mart, totals["columns"],
+                         " / ".join(_fmt(v) for v in duck),
+                         "-" if spark is None else " / ".join(_fmt(v) for v in spark), same])
+    return markdown_table(["size", "mart", "totals", "dbt/DuckDB", "pyspark", "check"], rows)
 
 
 def machine_line(machine: dict) -> str:

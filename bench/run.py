@@ -160,16 +160,20 @@ def fresh(path: Path) -> Path:
     return path
 
 
-def count_rows(database: Path, table: str) -> int:
-    import duckdb
-    with duckdb.connect(str(database), read_only=True) as con:
-        return con.sql(f"select count(*) from {table}").fetchall()[0][0]
+# Totals compared between the two engines: rows and an additive column or two per mart.
+CHECKS = {
+    "fct_sessions": "count(*), sum(events), sum(purchases), sum(revenue)",
+    "fct_funnel_daily": "count(*), sum(sessions), sum(sessions_with_purchase), sum(views)",
+}
 
 
-def count_parquet_rows(folder: Path) -> int:
+def mart_totals(source: str, mart: str, database: Path | None = None) -> list:
+    """CHECKS[mart] over `source` (a table, or a read_parquet call), as plain numbers."""
     import duckdb
-    with duckdb.connect(":memory:") as con:
-        return con.sql(f"select count(*) from read_parquet('{folder}/*.parquet')").fetchall()[0][0]
+    con = duckdb.connect(str(database), read_only=True) if database else duckdb.connect()
+    with con:
+        row = con.sql(f"select {CHECKS[mart]} from {source}").fetchall()[0]
+    return [float(v) if not isinstance(v, int) else v for v in row]
 
 
 # --- one size -------------------------------------------------------------------------
@@ -222,7 +226,8 @@ def run_size(events: int, args: argparse.Namespace) -> dict:
     marts_db = fresh(work / "marts.duckdb")
     select = ["run", "--select", *(f"+{m}" for m in MARTS), *args.dbt_args]
     phases["marts_dbt"] = dbt_phase("marts_dbt", select, marts_db, glob, **common)
-    cross_check = {m: {"duckdb": count_rows(marts_db, m)} for m in MARTS}
+    cross_check = {m: {"columns": CHECKS[m], "duckdb": mart_totals(m, m, marts_db)}
+                   for m in MARTS}
 
     spark_python = REPO / ".venv-bench" / "bin" / "python"
     if spark_python.exists() and not args.skip_spark:
@@ -233,7 +238,8 @@ def run_size(events: int, args: argparse.Namespace) -> dict:
             "--driver-memory", args.spark_driver_memory], work, env=dict(os.environ))
         phases["marts_spark"].update(last_json_line(phases["marts_spark"]["log"]))
         for mart in MARTS:
-            cross_check[mart]["spark"] = count_parquet_rows(out / mart)
+            cross_check[mart]["spark"] = mart_totals(
+                f"read_parquet('{out / mart}/*.parquet')", mart)
     else:
         print("  marts_spark: skipped (no .venv-bench: `make bench-env`)"
               if not args.skip_spark else "  marts_spark: skipped (--skip-spark)")

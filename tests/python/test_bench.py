@@ -107,8 +107,11 @@ def _size_result(events=1_000_000, **overrides):
     }
     phases.update(overrides)
     return {"size": R.size_label(events), "events": events, "phases": phases,
-            "cross_check": {"fct_sessions": {"duckdb": 10, "spark": 10},
-                            "fct_funnel_daily": {"duckdb": 7, "spark": 8}}}
+            "cross_check": {
+                "fct_sessions": {"columns": "count(*), sum(revenue)",
+                                 "duckdb": [10, 99.5], "spark": [10, 99.5]},
+                "fct_funnel_daily": {"columns": "count(*), sum(sessions), sum(views)",
+                                     "duckdb": [7, 30, 50], "spark": [8, 30, 51]}}}
 
 
 def test_ratios_use_the_defined_parts():
@@ -133,7 +136,7 @@ def test_tables_show_values_targets_and_checks():
     assert "| 1M | (a) SQL part of full build / raw Parquet scan | 80.00 | 25.00 | MISSED |" \
         in ratio_md
     assert "| 1M | (d) dbt marts / pyspark marts | 0.10 | 0.20 | ok |" in ratio_md
-    assert "| all | (c) scaling exponent of full build wall (test) | 1.05 | 1.10 | ok |" \
+    assert "| all | (c) scaling exponent of full build node span (test) | 1.05 | 1.10 | ok |" \
         in ratio_md
     # The 10-minute target applies to the 67.5M month only.
     assert "| 1M | full build wall s (target at 67.5M) | 100.00 | 600.00 | - |" in ratio_md
@@ -141,8 +144,9 @@ def test_tables_show_values_targets_and_checks():
     assert phase_md.splitlines()[0].startswith("| size | phase | wall s")
     assert "| 1M | full_build | 100.00 | 40.00 | 2.50 |" in phase_md
     check_md = R.check_table([result])
-    assert "| 1M | fct_sessions | 10 | 10 | equal |" in check_md
-    assert "| 1M | fct_funnel_daily | 7 | 8 | differ by +1 |" in check_md
+    assert "| 1M | fct_sessions | count(*), sum(revenue) | 10 / 99.50 | 10 / 99.50 | equal |" \
+        in check_md
+    assert "| DIFFER: count(*), sum(views) |" in check_md
 
 
 def test_tree_rss_includes_children(tmp_path):
