@@ -64,10 +64,12 @@ def machine() -> dict:
 
 
 def commit() -> str:
-    """HEAD's hash, with '-dirty' when tracked files differ from it."""
+    """HEAD's hash, with '-dirty' when tracked files differ from it (the benchmark's own
+    outputs, BENCHMARKS.md and bench/results, aside: runs of several sizes append to them)."""
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, text=True,
                           capture_output=True).stdout.strip() or "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                            ".", ":!BENCHMARKS.md", ":!bench/results"],
                            cwd=REPO, text=True, capture_output=True).stdout.strip()
     return head + ("-dirty" if dirty else "")
 
