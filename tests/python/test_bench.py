@@ -4,6 +4,7 @@ No dbt, no Spark: the runner itself is exercised by `make bench SIZE=1M`.
 """
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -158,3 +159,22 @@ def test_tree_rss_includes_children(tmp_path):
     assert measured["wall_s"] >= 1.5
     assert measured["peak_rss_tree_bytes"] > 200 * 1024 * 1024
     assert measured["max_rss_single_bytes"] > 200 * 1024 * 1024
+
+
+def test_exponent_completes_from_stored_results_of_the_same_commit(tmp_path):
+    from bench.run import exponent_from
+
+    def sized(events, span):
+        return {"size": R.size_label(events), "events": events,
+                "phases": {"full_build": {"node_span_s": span}}}
+
+    (tmp_path / "a.json").write_text(json.dumps(
+        {"commit": "abc", "results": [sized(10_000_000, 100.0)]}))
+    (tmp_path / "b.json").write_text(json.dumps(
+        {"commit": "other", "results": [sized(67_500_000, 1.0)]}))
+    exponent, note = exponent_from([sized(1_000_000, 10.0)], tmp_path, "abc")
+    assert exponent == pytest.approx(1.0)
+    assert "1M, 10M" in note and "same commit" in note
+    # A dirty tree never borrows stored figures.
+    exponent, note = exponent_from([sized(1_000_000, 10.0)], tmp_path, "abc-dirty")
+    assert exponent is None and "SIZE=all" in note
