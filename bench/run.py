@@ -232,7 +232,9 @@ def run_size(events: int, args: argparse.Namespace) -> dict:
                    for m in MARTS}
 
     spark_python = REPO / ".venv-bench" / "bin" / "python"
-    if spark_python.exists() and not args.skip_spark:
+    java = shutil.which("java", path=os.environ.get("JAVA_HOME", "") + "/bin:"
+                        + os.environ.get("PATH", ""))
+    if spark_python.exists() and java and not args.skip_spark:
         out = work / "spark_out"
         shutil.rmtree(out, ignore_errors=True)
         phases["marts_spark"] = measured("marts_spark", [
@@ -243,8 +245,10 @@ def run_size(events: int, args: argparse.Namespace) -> dict:
             cross_check[mart]["spark"] = mart_totals(
                 f"read_parquet('{out / mart}/*.parquet')", mart)
     else:
-        print("  marts_spark: skipped (no .venv-bench: `make bench-env`)"
-              if not args.skip_spark else "  marts_spark: skipped (--skip-spark)")
+        reason = ("--skip-spark" if args.skip_spark else
+                  "no .venv-bench: `make bench-env`" if not spark_python.exists() else
+                  "no java on PATH or JAVA_HOME: pyspark needs Java 17+")
+        print(f"  marts_spark: skipped ({reason}); ratio (d) stays empty", flush=True)
 
     for phase in phases.values():
         phase.pop("returncode", None)
