@@ -25,7 +25,7 @@ DOCS_HOST ?= 127.0.0.1
 DASHBOARD_PORT ?= 8501
 
 .PHONY: help install data build publish report demo docs mf-example test lint clean \
-	dashboard screenshots
+	dashboard screenshots bench bench-env
 
 help:
 	@echo "make demo   install, generate ~2M events, dbt build, publish, print headline figures"
@@ -33,6 +33,7 @@ help:
 	@echo "make publish    after a successful build: the read-only serving copy and Parquet"
 	@echo "make dashboard  the Streamlit dashboard on the serving copy (DASHBOARD_PORT=$(DASHBOARD_PORT))"
 	@echo "make docs       generate and serve dbt docs on http://$(DOCS_HOST):$(DOCS_PORT)"
+	@echo "make bench SIZE=1M|10M|67.5M|all   benchmark (see BENCHMARKS.md)"
 	@echo "make data | build | report | mf-example | lint | screenshots | clean"
 
 install: $(VENV)/.installed
@@ -91,6 +92,23 @@ screenshots: install
 
 lint: install
 	$(BIN)/sqlfluff lint models tests/dbt analyses
+
+# The benchmark (bench/run.py, BENCHMARKS.md). pyspark, for the Spark baseline only, lives in
+# its own venv so that `make install` never pulls it.
+SIZE ?= 1M
+BENCH_ARGS ?=
+BENCH_VENV := .venv-bench
+
+bench-env: $(BENCH_VENV)/.installed
+
+$(BENCH_VENV)/.installed: bench/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench: install bench-env
+	BENCH_MAKE_COMMAND="make bench SIZE=$(SIZE)" \
+		$(BIN)/python -m bench.run --size $(SIZE) $(BENCH_ARGS)
 
 clean:
 	rm -rf target logs warehouse/*.duckdb warehouse/*.wal warehouse/.*.tmp warehouse/.*.lock \

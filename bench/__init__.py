@@ -1,0 +1,1 @@
+"""Benchmark tooling: see bench/run.py and BENCHMARKS.md."""
