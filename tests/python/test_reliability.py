@@ -4,8 +4,8 @@
   delivered again (same name, or same content under a new name) adds nothing to a mart.
 - Late events: an event older than var incremental_lookback_hours behind what was already
   processed is listed in fct_late_events, not silently lost; a full refresh takes it in.
-- Crash recovery: `dbt build` killed with SIGKILL at several points (staging, incremental
-  merges, a dbt Python model), then re-run, equals a clean build.
+- Crash recovery (test_crash_recovery_sql.py, test_crash_recovery_python.py): `dbt build`
+  killed with SIGKILL at several points, then re-run, equals a clean build.
 - Gates: the generic test volume_anomaly warns on a missing or low day and is quiet on
   normal data; source freshness (measured on load time) passes right after a load.
 
@@ -15,33 +15,21 @@ model) excluded.
 """
 from __future__ import annotations
 
-import os
 import random
 import shutil
-import signal
-import subprocess
-import threading
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from dbt_project import DBT, REPO, _TARGET, query, run_dbt
+from dbt_project import REPO, query, run_dbt
+from warehouse_checks import BEHAVIOUR, checksums, differing, ok
 
 pytestmark = pytest.mark.dbt
 
 HEADER = ("event_time,event_type,product_id,category_id,category_code,brand,price,"
           "user_id,user_session")
 START = datetime(2019, 11, 1)
-# Everything the behaviour and quality marts need: staging, sessions, marts (the catalog
-# and customers marts are plain tables, rebuilt whole by every run).
-BEHAVIOUR = ["--select", "+tag:behaviour", "+tag:quality", "--indirect-selection",
-             "cautious"]
-# Columns that identify a load or a training run rather than describe the data: they
-# differ between any two builds by design, so checksums leave them out.
-LOAD_METADATA = {"loaded_at", "run_id", "trained_at", "model_artifact"}
 
 
 # --- data -----------------------------------------------------------------------------
@@ -83,53 +71,11 @@ def write_days(raw_dir: Path, days: int, sessions: int = 120, seed: int = 1) -> 
                       day_lines(day, sessions, seed)) for day in range(days)]
 
 
-# --- checksums ------------------------------------------------------------------------
-
-def checksums(database: Path, only: set[str] | None = None) -> dict[str, tuple[int, int]]:
-    """{table: (rows, sum of row hashes)} for every table of the warehouse (or `only`).
-
-    dbt's own leftovers (`__dbt_tmp`, `__dbt_backup`) are left out, so are the
-    LOAD_METADATA columns (they differ between runs by design). Doubles are rounded to 9
-    decimals: a parallel sum may differ in its last bits between two runs.
-    """
-    result = {}
-    with duckdb.connect(str(database), read_only=True) as con:
-        tables = [name for (name,) in con.sql(
-            "select table_name from duckdb_tables() where schema_name = 'main'"
-            " and not temporary order by 1").fetchall() if "__dbt_" not in name]
-        for table in tables:
-            if only is not None and table not in only:
-                continue
-            columns = [
-                f"round({name}, 9)" if type_ in ("DOUBLE", "FLOAT") else f'"{name}"'
-                for name, type_ in con.sql(
-                    "select column_name, data_type from duckdb_columns()"
-                    f" where schema_name = 'main' and table_name = '{table}'"
-                    " order by column_index").fetchall()
-                if name not in LOAD_METADATA]
-            [(rows, digest)] = con.sql(
-                f"select count(*), coalesce(sum(hash({', '.join(columns)})::hugeint), 0)"
-                f" from main.{table}").fetchall()
-            result[table] = (rows, int(digest))
-    return result
-
-
-def differing(left: dict, right: dict) -> dict[str, tuple]:
-    """Tables whose checksum differs, or that exist on one side only."""
-    return {name: (left.get(name), right.get(name))
-            for name in sorted(set(left) | set(right)) if left.get(name) != right.get(name)}
-
-
 def mart_models() -> set[str]:
     """Names of the models under models/marts and models/intermediate (sql and python)."""
     return {path.stem for folder in ("marts", "intermediate")
             for path in (REPO / "models" / folder).rglob("*")
             if path.suffix in (".sql", ".py")}
-
-
-def ok(result: subprocess.CompletedProcess, what: str) -> str:
-    assert result.returncode == 0, f"{what}\n{result.stdout[-6000:]}"
-    return result.stdout
 
 
 # --- 1. idempotence -------------------------------------------------------------------
@@ -254,143 +200,3 @@ def test_volume_anomaly_warns_on_a_missing_and_a_low_day(tmp_path: Path) -> None
         lines = output.splitlines()
         [at] = [n for n, line in enumerate(lines) if f"Warning in test {test}" in line]
         assert "Got 2 results, configured to warn" in lines[at + 1], lines[at:at + 2]
-
-
-# --- 4. crash recovery ----------------------------------------------------------------
-
-def build_until(marker: str, database: Path, events: Path, delay: float,
-                args: list[str]) -> tuple[bool, str]:
-    """Start `dbt build`, SIGKILL its process group `delay` seconds after a stdout line
-    containing `marker`. Returns (killed before the build ended, stdout up to the kill)."""
-    env = {**os.environ, "DBT_PROFILES_DIR": str(REPO), "DBT_TARGET": "test",
-           "DUCKDB_TEST_PATH": database.name, "REES46_EVENTS": str(events),
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "PYTHONUNBUFFERED": "1"}
-    command = [str(DBT), "build", *args, "--project-dir", str(REPO), "--target-path",
-               str(_TARGET), "--log-path", str(database.parent / "dbt_logs")]
-    process = subprocess.Popen(command, cwd=database.parent, env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
-    reader.start()
-    while process.poll() is None and not any(marker in line for line in lines):
-        time.sleep(0.01)
-    if process.poll() is None:
-        time.sleep(delay)
-        seen = "".join(lines)
-        os.killpg(process.pid, signal.SIGKILL)
-    else:
-        seen = "".join(lines)
-    process.wait()
-    reader.join(timeout=10)
-    return process.returncode == -signal.SIGKILL, seen
-
-
-def crash_and_recover(name: str, database: Path, events: Path, model: str,
-                      expected: dict, delay: float, args: list[str],
-                      results: dict) -> None:
-    """Kill a build while `model` runs, check the file opens, re-run, compare."""
-    killed, output = build_until(f"model main.{model} ", database, events, delay, args)
-    assert killed, f"{name}: the build ended before it was killed\n{output[-3000:]}"
-    # Where the kill landed: while the model ran, or (too late) after it finished.
-    finished = any("OK created" in line and f"main.{model} " in line
-                   for line in output.splitlines())
-    name = f"{name} ({'after it finished' if finished else 'while it ran'})"
-    query(database, "select count(*) from duckdb_tables()")  # the file opens
-    ok(run_dbt(["build", *args], database, events), f"{name}: re-run")
-    diff = differing(checksums(database), expected)
-    results[name] = "equal" if not diff else diff
-    print(f"crash point {name} (kill {delay}s after {model} started): "
-          f"{'re-run equals the clean build' if not diff else diff}")
-
-
-@pytest.fixture(scope="module")
-def big_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three daily files of ~100,000 events in all, so staging takes a moment."""
-    out = tmp_path_factory.mktemp("synth")
-    try:
-        subprocess.run([str(DBT.parent / "python"), "-m", "ml.synth", "--events", "100000",
-                        "--days", "3", "--start", "2019-11-01", "--seed", "3", "--format",
-                        "csv", "--split", "day", "--out", str(out), "--quiet"],
-                       cwd=REPO, check=True, capture_output=True)
-    except subprocess.CalledProcessError:  # generator unavailable: repeat the real slice
-        raw = REPO / "tests/fixtures/rees46/rees46_2019-Oct_first17434.csv"
-        (out / "events").mkdir(exist_ok=True)
-        with duckdb.connect() as con:
-            for day in range(3):
-                con.execute(f"""
-                    copy (
-                        select strftime(event_time + interval {31 + day} day,
-                                        '%Y-%m-%d %H:%M:%S UTC') as event_time,
-                               * exclude (event_time, user_id, user_session),
-                               user_id + copy * 1000000000 as user_id,
-                               user_session || '-' || copy as user_session
-                        from read_csv('{raw}', timestampformat =
-                                      '%Y-%m-%d %H:%M:%S UTC'),
-                             range(3) as copies(copy)
-                    ) to '{out}/events/2019-11-0{day + 1}.csv' (header)""")
-    return out / "events"
-
-
-def test_killed_builds_recover_to_a_clean_build(tmp_path: Path, big_input: Path) -> None:
-    """SIGKILL during: the first load of base_rees46__events (create); an incremental
-    append of base_rees46__events (new day file, with its csv-rejects post-hook); the
-    delete+insert of stg_rees46__events; the delete+insert of int_events_sessionized.
-    After each, the file opens and a re-run of `dbt build` equals a clean build of the
-    same input, model by model."""
-    raw_dir = tmp_path / "raw"
-    raw_dir.mkdir()
-    glob = raw_dir / "*.csv"
-    day_files = sorted(big_input.glob("*.csv"))
-    for path in day_files[:2]:
-        shutil.copy(path, raw_dir / path.name)
-
-    clean = tmp_path / "clean" / "wh.duckdb"
-    clean.parent.mkdir()
-    ok(run_dbt(["build", *BEHAVIOUR], clean, glob), "clean build, two days")
-    clean_two_days = checksums(clean)
-    (raw_dir / day_files[2].name).unlink(missing_ok=True)
-    shutil.copy(day_files[2], raw_dir / day_files[2].name)
-    ok(run_dbt(["build", *BEHAVIOUR], clean, glob), "clean build, third day")
-    clean_three_days = checksums(clean)
-    (raw_dir / day_files[2].name).unlink()
-
-    results: dict[str, object] = {}
-    first = tmp_path / "first" / "wh.duckdb"
-    first.parent.mkdir()
-    crash_and_recover("first load, base_rees46__events", first, glob,
-                      "base_rees46__events", clean_two_days, 0.3, BEHAVIOUR, results)
-
-    shutil.copy(day_files[2], raw_dir / day_files[2].name)
-    for name, model in [("append, base_rees46__events", "base_rees46__events"),
-                        ("merge, stg_rees46__events", "stg_rees46__events"),
-                        ("merge, int_events_sessionized", "int_events_sessionized")]:
-        database = tmp_path / model / "wh.duckdb"
-        database.parent.mkdir()
-        shutil.copy(first, database)
-        crash_and_recover(name, database, glob, model, clean_three_days, 0.3,
-                          BEHAVIOUR, results)
-    assert all(result == "equal" for result in results.values()), results
-
-
-def test_killed_python_model_recovers(tmp_path: Path, big_input: Path) -> None:
-    """SIGKILL while a dbt Python model trains (the fraud model: it fits on three days,
-    where the customer models need months), then re-run: the training record and the
-    scores downstream of it equal a clean build's, run identity aside."""
-    raw_dir = tmp_path / "raw"
-    raw_dir.mkdir()
-    for path in sorted(big_input.glob("*.csv")):
-        shutil.copy(path, raw_dir / path.name)
-    glob = raw_dir / "*.csv"
-    select = ["--select", "+ml_fraud_session_scores", "--indirect-selection", "cautious"]
-    clean = tmp_path / "clean" / "wh.duckdb"
-    clean.parent.mkdir()
-    ok(run_dbt(["build", *select], clean, glob), "clean build of +ml_fraud_session_scores")
-    expected = checksums(clean)
-    assert expected["ml_fraud_session_scores"][0] > 0
-    database = tmp_path / "crash" / "wh.duckdb"
-    database.parent.mkdir()
-    results: dict[str, object] = {}
-    crash_and_recover("python model ml_fraud__training", database, glob,
-                      "ml_fraud__training", expected, 1.0, select, results)
-    assert all(result == "equal" for result in results.values()), results
