@@ -327,12 +327,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spark-driver-memory", default="8g")
     parser.add_argument("--skip-spark", action="store_true")
     parser.add_argument("--ml-horizon-days", type=int, default=7,
-                        help="var ml_label_horizon_days: churn and CLV need about two "
-                             "horizons of history, so a 30-day month gets 7 (default 30)")
+                        help="vars ml_label_horizon_days and forecast_eval_days: churn "
+                             "and CLV need about two horizons of history, the forecast's "
+                             "backtest 21 days before it, so a 30-day month gets 7 "
+                             "(defaults 30 and 28)")
     parser.add_argument("--dbt-args", default="",
                         help="extra arguments of the dbt builds, e.g. \"--exclude tag:ml+\"")
     args = parser.parse_args(argv)
-    args.dbt_args = ["--vars", json.dumps({"ml_label_horizon_days": args.ml_horizon_days}),
+    args.dbt_args = ["--vars", json.dumps({"ml_label_horizon_days": args.ml_horizon_days,
+                                           "forecast_eval_days": args.ml_horizon_days}),
                      *shlex.split(args.dbt_args)]
 
     if args.events:
