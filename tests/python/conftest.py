@@ -93,6 +93,20 @@ def synth_dataset(shared_dir: Path) -> SynthDataset:
     )
 
 
+@pytest.fixture(scope="session")
+def big_input(shared_dir: Path) -> Path:
+    """Three daily csv files of 100,000 events in all, so staging takes a moment (the
+    crash-recovery tests kill builds of them)."""
+    out = shared_dir / "crash_input"
+    with built_once(out) as build:
+        if build:
+            subprocess.run([sys.executable, "-m", "ml.synth", "--events", "100000",
+                            "--days", "3", "--start", "2019-11-01", "--seed", "3",
+                            "--format", "csv", "--split", "day", "--out", str(out),
+                            "--quiet"], cwd=REPO, check=True)
+    return out / "events"
+
+
 # What a worker that did not run the build needs of its target folder: the manifests
 # (exposures, semantic layer) and dbt's partial-parse state.
 TARGET_ARTEFACTS = ("manifest.json", "run_results.json", "semantic_manifest.json",

@@ -3,44 +3,14 @@ incremental merges, then re-run, equals a clean build of the same input."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from dbt_project import DBT, REPO, run_dbt
+from dbt_project import run_dbt
 from warehouse_checks import BEHAVIOUR, checksums, crash_and_recover, ok
 
 pytestmark = pytest.mark.dbt
-
-
-@pytest.fixture(scope="module")
-def big_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three daily files of ~100,000 events in all, so staging takes a moment."""
-    out = tmp_path_factory.mktemp("synth")
-    try:
-        subprocess.run([str(DBT.parent / "python"), "-m", "ml.synth", "--events", "100000",
-                        "--days", "3", "--start", "2019-11-01", "--seed", "3", "--format",
-                        "csv", "--split", "day", "--out", str(out), "--quiet"],
-                       cwd=REPO, check=True, capture_output=True)
-    except subprocess.CalledProcessError:  # generator unavailable: repeat the real slice
-        raw = REPO / "tests/fixtures/rees46/rees46_2019-Oct_first17434.csv"
-        (out / "events").mkdir(exist_ok=True)
-        with duckdb.connect() as con:
-            for day in range(3):
-                con.execute(f"""
-                    copy (
-                        select strftime(event_time + interval {31 + day} day,
-                                        '%Y-%m-%d %H:%M:%S UTC') as event_time,
-                               * exclude (event_time, user_id, user_session),
-                               user_id + copy * 1000000000 as user_id,
-                               user_session || '-' || copy as user_session
-                        from read_csv('{raw}', timestampformat =
-                                      '%Y-%m-%d %H:%M:%S UTC'),
-                             range(3) as copies(copy)
-                    ) to '{out}/events/2019-11-0{day + 1}.csv' (header)""")
-    return out / "events"
 
 
 def test_killed_builds_recover_to_a_clean_build(tmp_path: Path, big_input: Path) -> None:
