@@ -2,7 +2,6 @@
 -- recency, frequency and monetary value as of var rfm_as_of_date (null = the
 -- last event date), their 1-5 scores and the named segment from the seed
 -- rfm_segments. Scoring rules: docs block customers_rfm_rules.
-{%- set frequency_floors = var('rfm_frequency_score_floors') %}
 with purchases as (
 
     select * from {{ ref('fct_purchases') }}
@@ -76,26 +75,11 @@ scored as (
 
     select
         *,
-        case
-            {%- for score in range(1, 5) %}
-                when 5 * recency_no_better <= {{ score }} * buyers_count
-                    then {{ score }}
-            {%- endfor %}
-            else 5
-        end as recency_score,
-        case
-            {%- for floor in frequency_floors | reverse %}
-                when orders >= {{ floor }} then {{ loop.revindex }}
-            {%- endfor %}
-            else 1
-        end as frequency_score,
-        case
-            {%- for score in range(1, 5) %}
-                when 5 * monetary_no_better <= {{ score }} * buyers_count
-                    then {{ score }}
-            {%- endfor %}
-            else 5
-        end as monetary_score
+        {{ rfm_quintile_score('recency_no_better', 'buyers_count') }}
+            as recency_score,
+        {{ rfm_frequency_score('orders') }} as frequency_score,
+        {{ rfm_quintile_score('monetary_no_better', 'buyers_count') }}
+            as monetary_score
     from ranked
 
 ),

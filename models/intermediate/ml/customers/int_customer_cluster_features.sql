@@ -3,9 +3,8 @@
 -- One row per customer x snapshot (test: the cutoff, score: the day after
 -- the last event date): the clustering features of
 -- int_customer_features_snapshots and the customer's RFM named segment
--- scored at the snapshot by the rules of fct_customer_rfm (docs block
+-- scored at the snapshot by the macros of fct_customer_rfm (docs block
 -- ml_customer_clusters_rule), beside the label of the test snapshot.
-{%- set frequency_floors = var('rfm_frequency_score_floors') %}
 with snapshots as (
 
     select * from {{ ref('int_customer_features_snapshots') }}
@@ -59,19 +58,9 @@ scored as (
 
     select
         *,
-        case
-            {%- for score in range(1, 5) %}
-                when 5 * recency_no_better <= {{ score }} * customers_count
-                    then {{ score }}
-            {%- endfor %}
-            else 5
-        end as recency_score,
-        case
-            {%- for floor in frequency_floors | reverse %}
-                when orders >= {{ floor }} then {{ loop.revindex }}
-            {%- endfor %}
-            else 1
-        end as frequency_score
+        {{ rfm_quintile_score('recency_no_better', 'customers_count') }}
+            as recency_score,
+        {{ rfm_frequency_score('orders') }} as frequency_score
     from ranked
 
 ),
