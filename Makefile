@@ -24,12 +24,13 @@ DOCS_HOST ?= 127.0.0.1
 # The dashboard reads the serving copy only.
 DASHBOARD_PORT ?= 8501
 
-.PHONY: help install data build publish report demo docs mf-example test lint clean \
+.PHONY: help install data build publish report daily demo docs mf-example test lint clean \
 	dashboard screenshots bench bench-env
 
 help:
 	@echo "make demo   install, generate ~2M events, dbt build, publish, print headline figures"
 	@echo "make test   the whole test suite (pytest: python package, dbt, sqlfluff)"
+	@echo "make daily      after a new day's file: the incremental daily run (selectors.yml)"
 	@echo "make publish    after a successful build: the read-only serving copy and Parquet"
 	@echo "make dashboard  the Streamlit dashboard on the serving copy (DASHBOARD_PORT=$(DASHBOARD_PORT))"
 	@echo "make docs       generate and serve dbt docs on http://$(DOCS_HOST):$(DOCS_PORT)"
@@ -50,6 +51,11 @@ data: install
 
 build: install
 	$(BIN)/dbt build
+
+# After a new day's file arrives: staging, sessions and the event-level marts,
+# incrementally, with their tests (selectors.yml). `make build` refreshes the rest.
+daily: install
+	$(BIN)/dbt build --selector daily
 
 # Refuses (and leaves the previous copy) unless the last dbt build succeeded.
 publish: install

@@ -39,13 +39,41 @@ high_water_marks as (
 
 ),
 
+-- Only an event older than what was already processed when it was loaded can
+-- have been skipped, so the lookup against the sessions is limited to those:
+-- a handful of rows instead of an anti-join over all events.
+late_candidates as (
+
+    select
+        staged_events.*,
+        high_water_marks.processed_until_at
+    from staged_events
+    inner join high_water_marks
+        on staged_events.loaded_at = high_water_marks.loaded_at
+    where staged_events.event_at <= high_water_marks.processed_until_at
+
+),
+
+candidates_sessionized as (
+
+    select sessionized_events.event_id
+    from sessionized_events
+    where
+        sessionized_events.event_id in (
+            select late_candidates.event_id from late_candidates
+        )
+
+),
+
 not_sessionized as (
 
-    select staged_events.*
-    from staged_events
-    left join sessionized_events
-        on staged_events.event_id = sessionized_events.event_id
-    where sessionized_events.event_id is null
+    select late_candidates.*
+    from late_candidates
+    where
+        late_candidates.event_id not in (
+            select candidates_sessionized.event_id
+            from candidates_sessionized
+        )
 
 ),
 
@@ -62,18 +90,16 @@ final as (
         not_sessionized.raw_session_id,
         not_sessionized.source_file,
         not_sessionized.loaded_at,
-        high_water_marks.processed_until_at,
+        not_sessionized.processed_until_at,
         cast(
             {{ dbt.datediff(
                 'not_sessionized.event_at',
-                'high_water_marks.processed_until_at',
+                'not_sessionized.processed_until_at',
                 'second',
             ) }} / 3600.0 as decimal(12, 2)
         ) as lateness_hours,
         {{ var('incremental_lookback_hours') | int }} as lookback_hours
     from not_sessionized
-    left join high_water_marks
-        on not_sessionized.loaded_at = high_water_marks.loaded_at
 
 )
 

@@ -25,6 +25,29 @@ validated as (
 
 ),
 
+-- Exact duplicates collapse on the nine raw values first, so the key is
+-- hashed once per distinct event rather than once per line.
+new_copies as (
+
+    select
+        event_time,
+        event_type,
+        product_id,
+        category_id,
+        category_code,
+        brand,
+        price,
+        user_id,
+        user_session,
+        min(source_file) as source_file,
+        count(*) as copies,
+        max(loaded_at) as loaded_at
+    from validated
+    where reject_reason is null
+    group by all
+
+),
+
 keyed as (
 
     select
@@ -32,78 +55,77 @@ keyed as (
             'event_time', 'event_type', 'product_id', 'category_id',
             'category_code', 'brand', 'price', 'user_id', 'user_session',
         ]) }} as event_id,
-        *
-    from validated
-    where reject_reason is null
+        event_time as event_at,
+        event_type,
+        product_id,
+        category_id,
+        category_code,
+        brand,
+        cast(price as decimal(12, 2)) as price,
+        user_id,
+        user_session as raw_session_id,
+        source_file,
+        copies,
+        loaded_at
+    from new_copies
 
 ),
 
-new_copies as (
+{% if is_incremental() %}
 
-    select
-        event_id,
-        any_value(event_time) as event_at,
-        any_value(event_type) as event_type,
-        any_value(product_id) as product_id,
-        any_value(category_id) as category_id,
-        any_value(category_code) as category_code,
-        any_value(brand) as brand,
-        cast(any_value(price) as decimal(12, 2)) as price,
-        any_value(user_id) as user_id,
-        any_value(user_session) as raw_session_id,
-        min(source_file) as source_file,
-        count(*) as copies,
-        max(loaded_at) as loaded_at
-    from keyed
-    group by 1
+    -- An event loaded before and seen again is rewritten with both counts.
+    deduplicated as (
 
-),
-
-all_copies as (
-
-    select * from new_copies
-    {% if is_incremental() %}
-        union all
         select
             event_id,
-            event_at,
-            event_type,
-            product_id,
-            category_id,
-            category_code,
-            brand,
-            price,
-            user_id,
-            raw_session_id,
-            source_file,
-            duplicate_count + 1 as copies,
-            loaded_at
-        from {{ this }}
-        where event_id in (select new_copies.event_id from new_copies)
-    {% endif %}
+            any_value(event_at) as event_at,
+            any_value(event_type) as event_type,
+            any_value(product_id) as product_id,
+            any_value(category_id) as category_id,
+            any_value(category_code) as category_code,
+            any_value(brand) as brand,
+            any_value(price) as price,
+            any_value(user_id) as user_id,
+            any_value(raw_session_id) as raw_session_id,
+            min(source_file) as source_file,
+            sum(copies) - 1 as duplicate_count,
+            max(loaded_at) as loaded_at
+        from (
+            select * from keyed
+            union all
+            select
+                event_id,
+                event_at,
+                event_type,
+                product_id,
+                category_id,
+                category_code,
+                brand,
+                price,
+                user_id,
+                raw_session_id,
+                source_file,
+                duplicate_count + 1 as copies,
+                loaded_at
+            from {{ this }}
+            where event_id in (select keyed.event_id from keyed)
+        ) as all_copies
+        group by 1
 
-),
+    ),
 
-deduplicated as (
+{% else %}
 
-    select
-        event_id,
-        any_value(event_at) as event_at,
-        any_value(event_type) as event_type,
-        any_value(product_id) as product_id,
-        any_value(category_id) as category_id,
-        any_value(category_code) as category_code,
-        any_value(brand) as brand,
-        any_value(price) as price,
-        any_value(user_id) as user_id,
-        any_value(raw_session_id) as raw_session_id,
-        min(source_file) as source_file,
-        sum(copies) - 1 as duplicate_count,
-        max(loaded_at) as loaded_at
-    from all_copies
-    group by 1
+    deduplicated as (
 
-),
+        select
+            * exclude (copies),
+            copies - 1 as duplicate_count
+        from keyed
+
+    ),
+
+{% endif %}
 
 final as (
 
