@@ -25,49 +25,74 @@ validated as (
 
 ),
 
+-- The files of this load, numbered: the duplicate counting below keeps the
+-- first file of each event as a number, because a text aggregate over every
+-- row does not spill to disk and runs out of memory on a full month.
+load_files as (
+
+    select
+        source_file,
+        row_number() over (order by source_file) as file_number
+    from (select distinct validated.source_file from validated) as files
+
+),
+
 -- Exact duplicates collapse on the nine raw values first, so the key is
 -- hashed once per distinct event rather than once per line.
 new_copies as (
 
     select
-        event_time,
-        event_type,
-        product_id,
-        category_id,
-        category_code,
-        brand,
-        price,
-        user_id,
-        user_session,
-        min(source_file) as source_file,
+        validated.event_time,
+        validated.event_type,
+        validated.product_id,
+        validated.category_id,
+        validated.category_code,
+        validated.brand,
+        validated.price,
+        validated.user_id,
+        validated.user_session,
+        min(load_files.file_number) as first_file_number,
         count(*) as copies,
-        max(loaded_at) as loaded_at
+        max(validated.loaded_at) as loaded_at
     from validated
-    where reject_reason is null
+    inner join load_files
+        on validated.source_file = load_files.source_file
+    where validated.reject_reason is null
     group by all
 
 ),
 
-keyed as (
+hashed as (
 
     select
         {{ surrogate_key([
             'event_time', 'event_type', 'product_id', 'category_id',
             'category_code', 'brand', 'price', 'user_id', 'user_session',
         ]) }} as event_id,
-        event_time as event_at,
-        event_type,
-        product_id,
-        category_id,
-        category_code,
-        brand,
-        cast(price as decimal(12, 2)) as price,
-        user_id,
-        user_session as raw_session_id,
-        source_file,
-        copies,
-        loaded_at
+        *
     from new_copies
+
+),
+
+keyed as (
+
+    select
+        hashed.event_id,
+        hashed.event_time as event_at,
+        hashed.event_type,
+        hashed.product_id,
+        hashed.category_id,
+        hashed.category_code,
+        hashed.brand,
+        cast(hashed.price as decimal(12, 2)) as price,
+        hashed.user_id,
+        hashed.user_session as raw_session_id,
+        load_files.source_file,
+        hashed.copies,
+        hashed.loaded_at
+    from hashed
+    inner join load_files
+        on hashed.first_file_number = load_files.file_number
 
 ),
 
