@@ -131,6 +131,45 @@ def summarize_build(intervals: Sequence[dict]) -> dict:
     }
 
 
+def node_area(unique_id: str, manifest: dict | None = None) -> str:
+    """The part of the project a node belongs to, for the build profile: a model's folder
+    under models/ (a model family's features and models together as 'ml/<family>'),
+    'data tests', 'unit tests' or 'seeds'."""
+    kind = unique_id.split(".", 1)[0]
+    if kind in ("test", "unit_test", "seed"):
+        return {"test": "data tests", "unit_test": "unit tests", "seed": "seeds"}[kind]
+    path = ((manifest or {}).get("nodes", {}).get(unique_id, {})
+            .get("original_file_path", ""))
+    parts = path.split("/")[1:-1] if path.startswith("models/") else []
+    if parts[:2] == ["intermediate", "ml"]:
+        parts = ["ml", *parts[2:]]
+    return "/".join(parts[:2]) or kind
+
+
+def profile_by_area(intervals: Sequence[dict], manifest: dict | None = None) -> list[dict]:
+    """Summed node execution time per area (node_area), largest first, with its nodes'
+    count, share of all node time and slowest node."""
+    areas: dict[str, dict] = {}
+    for node in intervals:
+        area = areas.setdefault(node_area(node["unique_id"], manifest),
+                                {"seconds": 0.0, "nodes": 0, "slowest": None})
+        area["seconds"] += node["execution_time"]
+        area["nodes"] += 1
+        if area["slowest"] is None or node["execution_time"] > area["slowest"][1]:
+            area["slowest"] = (node["unique_id"].split(".")[-1], node["execution_time"])
+    total = sum(a["seconds"] for a in areas.values()) or 1.0
+    return sorted(({"area": name, **a, "share": a["seconds"] / total}
+                   for name, a in areas.items()), key=lambda a: -a["seconds"])
+
+
+def profile_table(intervals: Sequence[dict], manifest: dict | None = None) -> str:
+    """profile_by_area as a markdown table."""
+    rows = [[a["area"], a["nodes"], a["seconds"], f"{a['share']:.0%}",
+             f"{a['slowest'][0]} ({a['slowest'][1]:.1f} s)"]
+            for a in profile_by_area(intervals, manifest)]
+    return markdown_table(["area", "nodes", "node s", "share", "slowest node"], rows)
+
+
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
     """numerator / denominator, or None when either is missing or the denominator is 0."""
     if numerator is None or denominator is None or denominator <= 0:

@@ -178,3 +178,27 @@ def test_exponent_completes_from_stored_results_of_the_same_commit(tmp_path):
     # A dirty tree never borrows stored figures.
     exponent, note = exponent_from([sized(1_000_000, 10.0)], tmp_path, "abc-dirty")
     assert exponent is None and "SIZE=all" in note
+
+
+def test_profile_groups_node_time_by_project_area():
+    manifest = {"nodes": {
+        "model.rees46.stg_events": {"original_file_path": "models/staging/rees46/stg.sql"},
+        "model.rees46.int_recs": {
+            "original_file_path": "models/intermediate/ml/recommend/int_recs.sql"},
+        "model.rees46.ml_recs": {"original_file_path": "models/ml/recommend/ml_recs.py"},
+    }}
+    intervals = [
+        {"unique_id": "model.rees46.stg_events", "execution_time": 5.0},
+        {"unique_id": "model.rees46.int_recs", "execution_time": 4.0},
+        {"unique_id": "model.rees46.ml_recs", "execution_time": 7.0},
+        {"unique_id": "test.rees46.unique_stg_events_event_id", "execution_time": 1.0},
+        {"unique_id": "unit_test.rees46.stg_events.test_x", "execution_time": 0.5},
+    ]
+    areas = R.profile_by_area(intervals, manifest)
+    assert [(a["area"], a["nodes"], a["seconds"]) for a in areas] == [
+        ("ml/recommend", 2, 11.0), ("staging/rees46", 1, 5.0), ("data tests", 1, 1.0),
+        ("unit tests", 1, 0.5)]
+    assert areas[0]["slowest"] == ("ml_recs", 7.0)
+    assert sum(a["share"] for a in areas) == pytest.approx(1.0)
+    assert "| ml/recommend | 2 | 11.00 | 63% | ml_recs (7.0 s) |" in R.profile_table(
+        intervals, manifest)

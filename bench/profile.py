@@ -1,0 +1,41 @@
+"""Where a build's time went: `python -m bench.profile <run_results.json> <manifest.json>`.
+
+Prints node time summed per area of the project (bench.results.node_area) and the slowest
+nodes. The benchmark keeps both files of every dbt phase in its work folder
+(bench/work/<size>/run_results_<phase>.json, manifest_<phase>.json); any dbt target/ works.
+Node times of a build with 2 threads include the waits of two nodes sharing 2 cores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench import results as R
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_results", type=Path)
+    parser.add_argument("manifest", type=Path, nargs="?",
+                        help="the same build's manifest.json (for model folders)")
+    parser.add_argument("--top", type=int, default=20, help="slowest nodes listed")
+    args = parser.parse_args(argv)
+    manifest = json.loads(args.manifest.read_text()) if args.manifest else None
+    intervals = R.node_intervals(json.loads(args.run_results.read_text()), manifest)
+    summary = R.summarize_build(intervals)
+    print(f"{summary['nodes']} nodes, node span {summary['node_span_s']:.1f} s, "
+          f"SQL part {summary['sql_wall_s']:.1f} s, Python part "
+          f"{summary['python_wall_s']:.1f} s\n")
+    print(R.profile_table(intervals, manifest))
+    slowest = sorted(intervals, key=lambda n: -n["execution_time"])[:args.top]
+    print()
+    print(R.markdown_table(["node", "language", "s"],
+                           [[n["unique_id"], n["language"], n["execution_time"]]
+                            for n in slowest]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
