@@ -530,13 +530,19 @@ class _Parent:
             self.pq_writers.pop(stem).close()
 
 
-def make_days(mk: DayMaker, workers: int, totals: Totals, progress) -> dict[str, int]:
+def make_days(mk: DayMaker, workers: int, totals: Totals, progress,
+              meanwhile=lambda: None) -> dict[str, int]:
     """Make every day with `workers` processes (1: in this one); returns rows per file and
-    adds the counts to `totals`."""
+    adds the counts to `totals`. `meanwhile` runs in this process while the workers make
+    the days (in a thread started after they are forked)."""
     if workers <= 1 or mk.cfg.days == 1:
+        meanwhile()
         return make_days_here(mk, totals, progress)
     parent = _Parent(mk, min(workers, mk.cfg.days), progress)
-    file_rows = parent.run()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        side = pool.submit(meanwhile)
+        file_rows = parent.run()
+        side.result()
     for t in parent.totals:
         totals.merge(t)
     return file_rows

@@ -25,7 +25,8 @@ from ml.synth.population import ACTOR_NAMES
 from ml.synth.prices import make_prices
 from ml.synth.skeleton import build_skeleton, conversion_by_l1, session_conversion
 from ml.synth.timeline import make_timeline
-from ml.synth.truth import write_manifest, write_truth
+from ml.synth.truth import (ordered, users_with_sessions, write_actors_and_preferences,
+                            write_catalog_truth, write_manifest, write_users)
 
 PILOT_MAX_USERS = 150_000
 
@@ -87,17 +88,29 @@ def run(cfg: SynthConfig, out: str | Path, quiet: bool = False,
     ev_dir, tr_dir = _prepare_out(out)
     totals = Totals(len(pop), cfg.days)
     maker = DayMaker(cfg, tl, cat, prices, pop, sk, uuid_key(cfg.seed), ev_dir, _day_rng)
+    conversion = conversion_by_l1(cfg, cat, prices)
+    seen_guess = users_with_sessions(sk, len(pop))
+    truth_rows: dict[str, int] = {}
+
+    def write_early_truth() -> None:
+        """The truth tables that do not need the event counts, while the days are made."""
+        truth_rows.update(write_catalog_truth(tr_dir, tl, cat, prices, conversion))
+        truth_rows.update(write_actors_and_preferences(tr_dir, cat, pop, seen_guess))
+
     bar = tqdm(total=cfg.n_events, unit="ev", unit_scale=True, disable=quiet, file=sys.stderr,
                desc="synth", smoothing=0.1, delay=0.5)
     try:
-        file_rows = make_days(maker, workers, totals, bar.update)
+        file_rows = make_days(maker, workers, totals, bar.update, meanwhile=write_early_truth)
     finally:
         bar.close()
     files = [{"path": str(maker.paths[stem]), "rows": file_rows.get(stem, 0)}
              for stem in dict.fromkeys(maker.stems)]
-    conversion = conversion_by_l1(cfg, cat, prices)
-    truth_rows = write_truth(tr_dir, tl, cat, prices, pop, sk, totals.user_rows,
-                             totals.user_purchases, totals.user_first, conversion)
+    seen = np.nonzero(totals.user_rows > 0)[0]
+    if not np.array_equal(seen, seen_guess):
+        truth_rows.update(write_actors_and_preferences(tr_dir, cat, pop, seen))
+    truth_rows.update(write_users(tr_dir, tl, cat, pop, sk, seen, totals.user_rows,
+                                  totals.user_purchases, totals.user_first))
+    truth_rows = ordered(truth_rows)
     manifest = _manifest(cfg, tl, cat, pop, sk, totals, files, truth_rows, n_users,
                          conversion)
     write_manifest(tr_dir, manifest)
