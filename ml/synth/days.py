@@ -330,8 +330,9 @@ class _Parent:
     """The parent's side: hands out days in order, relays the carry and the gzip windows,
     places chunks and writes the parquet row groups of multi-day files."""
 
-    def __init__(self, mk: DayMaker, n_workers: int, progress) -> None:
-        self.mk, self.progress = mk, progress
+    def __init__(self, mk: DayMaker, n_workers: int) -> None:
+        self.mk = mk
+        self.progress = None
         self.days = mk.cfg.days
         self.next_day = 0
         self.owner: dict[int, int] = {}
@@ -369,7 +370,8 @@ class _Parent:
         self.senders = [_Sender(c) for c in self.conns]
         self.pq_pool = ThreadPoolExecutor(max_workers=1)
 
-    def run(self) -> dict[str, int]:
+    def run(self, progress) -> dict[str, int]:
+        self.progress = progress
         try:
             for w in range(len(self.procs)):
                 self._dispatch(w)
@@ -530,18 +532,20 @@ class _Parent:
             self.pq_writers.pop(stem).close()
 
 
-def make_days(mk: DayMaker, workers: int, totals: Totals, progress,
+def make_days(mk: DayMaker, workers: int, totals: Totals, progress_bar,
               meanwhile=lambda: None) -> dict[str, int]:
     """Make every day with `workers` processes (1: in this one); returns rows per file and
-    adds the counts to `totals`. `meanwhile` runs in this process while the workers make
-    the days (in a thread started after they are forked)."""
+    adds the counts to `totals`. `progress_bar()` makes a tqdm-like bar; it and `meanwhile`
+    (run in this process while the workers make the days) start once the workers are
+    forked, so that no thread of this process is running at the fork."""
     if workers <= 1 or mk.cfg.days == 1:
         meanwhile()
-        return make_days_here(mk, totals, progress)
-    parent = _Parent(mk, min(workers, mk.cfg.days), progress)
-    with ThreadPoolExecutor(max_workers=1) as pool:
+        with progress_bar() as bar:
+            return make_days_here(mk, totals, bar.update)
+    parent = _Parent(mk, min(workers, mk.cfg.days))
+    with progress_bar() as bar, ThreadPoolExecutor(max_workers=1) as pool:
         side = pool.submit(meanwhile)
-        file_rows = parent.run()
+        file_rows = parent.run(bar.update)
         side.result()
     for t in parent.totals:
         totals.merge(t)

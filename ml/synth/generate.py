@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -56,14 +57,21 @@ def estimate_users(cfg: SynthConfig, tl, cat, prices, rng: np.random.Generator) 
     return max(1000, int(round(cfg.n_events / per_user)))
 
 
-def _prepare_out(out: Path) -> tuple[Path, Path]:
-    """Empty `<out>/events` and `<out>/truth` so a glob never mixes runs."""
-    ev_dir, tr_dir = out / "events", out / "truth"
-    for d in (ev_dir, tr_dir):
+def _prepare_out(out: Path) -> tuple[Path, Path, threading.Thread]:
+    """Empty `<out>/events` and `<out>/truth` so a glob never mixes runs. Old folders are
+    moved aside at once and deleted by the returned thread (join it)."""
+    out.mkdir(parents=True, exist_ok=True)
+    old = sorted(out.glob(".old-*"))  # left by an interrupted run
+    for d in (out / "events", out / "truth"):
         if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
-    return ev_dir, tr_dir
+            aside = out / f".old-{d.name}-{os.getpid()}-{time.monotonic_ns()}"
+            d.rename(aside)
+            old.append(aside)
+        d.mkdir()
+    thread = threading.Thread(target=lambda: [shutil.rmtree(d, ignore_errors=True)
+                                              for d in old])
+    thread.start()
+    return out / "events", out / "truth", thread
 
 
 def run(cfg: SynthConfig, out: str | Path, quiet: bool = False,
@@ -77,7 +85,7 @@ def run(cfg: SynthConfig, out: str | Path, quiet: bool = False,
     t_start = time.perf_counter()
     cpu_start, main_start = _cpu_seconds(), time.thread_time()
     workers = default_workers() if workers is None else max(1, int(workers))
-    out = Path(out)
+    ev_dir, tr_dir, old_output = _prepare_out(Path(out))
     rng = _streams(cfg.seed)
     tl = make_timeline(cfg)
     cat = make_catalog(cfg, rng["catalog"])
@@ -85,7 +93,6 @@ def run(cfg: SynthConfig, out: str | Path, quiet: bool = False,
     n_users = estimate_users(cfg, tl, cat, prices, rng["pilot"])
     pop, sk = build_skeleton(cfg, tl, cat, prices, n_users, rng["skeleton"],
                              exact_rows=cfg.n_events)
-    ev_dir, tr_dir = _prepare_out(out)
     totals = Totals(len(pop), cfg.days)
     maker = DayMaker(cfg, tl, cat, prices, pop, sk, uuid_key(cfg.seed), ev_dir, _day_rng)
     conversion = conversion_by_l1(cfg, cat, prices)
@@ -97,12 +104,12 @@ def run(cfg: SynthConfig, out: str | Path, quiet: bool = False,
         truth_rows.update(write_catalog_truth(tr_dir, tl, cat, prices, conversion))
         truth_rows.update(write_actors_and_preferences(tr_dir, cat, pop, seen_guess))
 
-    bar = tqdm(total=cfg.n_events, unit="ev", unit_scale=True, disable=quiet, file=sys.stderr,
-               desc="synth", smoothing=0.1, delay=0.5)
-    try:
-        file_rows = make_days(maker, workers, totals, bar.update, meanwhile=write_early_truth)
-    finally:
-        bar.close()
+    def progress_bar() -> tqdm:
+        return tqdm(total=cfg.n_events, unit="ev", unit_scale=True, disable=quiet,
+                    file=sys.stderr, desc="synth", smoothing=0.1)
+
+    old_output.join()  # no thread may run when the workers are forked
+    file_rows = make_days(maker, workers, totals, progress_bar, meanwhile=write_early_truth)
     files = [{"path": str(maker.paths[stem]), "rows": file_rows.get(stem, 0)}
              for stem in dict.fromkeys(maker.stems)]
     seen = np.nonzero(totals.user_rows > 0)[0]
