@@ -19,6 +19,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import shutil
+import tempfile
 import threading
 import traceback
 from collections import Counter, deque
@@ -34,7 +36,7 @@ from ml.synth.timeline import DAY
 from ml.synth.writer import (ArrowFormatter, Chunk, CsvFile, CsvFormatter, GzipText,
                              file_stem, open_parquet, write_at, write_row_groups)
 
-PARQUET_BACKLOG = 3  # day tables waiting for the parent's parquet writer
+PARQUET_BACKLOG = 2  # day tables queued for the parent's parquet writer (memory)
 
 
 class Totals:
@@ -107,6 +109,7 @@ class DayMaker:
         self.solo = [per_file[s] == 1 for s in self.stems]
         self.paths = {s: ev_dir / f"{s}.{cfg.fmt}" for s in per_file}
         self.csv = self.arrow = None
+        self.scratch: str | None = None  # where workers leave day tables for the parent
         if cfg.fmt == "parquet":
             self.arrow = ArrowFormatter(cat, pop.user_id, sk.user, sk.uuid_src, uuid_key,
                                         tl.start_epoch)
@@ -222,7 +225,7 @@ def make_days_here(mk: DayMaker, totals: Totals, progress) -> dict[str, int]:
 # parent -> worker: ("day", d) ("carry", d, [Events]) ("window", d, bytes)
 #                   ("offset", d, int) ("stop",)
 # worker -> parent: ("later", d, {day: Events}) ("tail", d, bytes) ("chunk", d, rows, Chunk
-#                   without its bytes) ("table", d, rows) + Arrow IPC bytes
+#                   without its bytes) ("table", d, rows, path of an Arrow IPC file)
 #                   ("file", d, rows) ("totals", Totals) ("error", text)
 
 
@@ -282,12 +285,12 @@ def _work(mk: DayMaker, conn: Connection) -> None:
             mk.write_solo(day, ev)
             conn.send(("file", day, len(ev)))
         elif mk.fmt == "parquet":
+            # through a file in shared memory: a pipe would copy the table three times
             table = mk.arrow.table(ev)
-            sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, table.schema) as ipc:
+            path = os.path.join(mk.scratch, f"{day}.arrow")
+            with pa.OSFile(path, "wb") as f, pa.ipc.new_stream(f, table.schema) as ipc:
                 ipc.write_table(table)
-            conn.send(("table", day, len(ev)))
-            conn.send_bytes(sink.getvalue())
+            conn.send(("table", day, len(ev), path))
         else:
             chunk = mk.csv_chunk(day, ev, lambda tail: conn.send(("tail", day, tail)),
                                  lambda: inbox.take(("window",), day)[2])
@@ -357,6 +360,9 @@ class _Parent:
         self.file_rows = Counter()
         self.totals: list[Totals] = []
         self.idle: list[int] = []
+        if mk.fmt == "parquet" and not all(mk.solo):
+            shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            mk.scratch = tempfile.mkdtemp(prefix="synth-", dir=shm)
         ctx = mp.get_context("fork")
         self.conns, self.procs = [], []
         for _ in range(n_workers):
@@ -403,6 +409,8 @@ class _Parent:
         for c in self.conns:
             c.close()
         self.pq_pool.shutdown(wait=True)
+        if self.mk.scratch:
+            shutil.rmtree(self.mk.scratch, ignore_errors=True)
 
     # --- handing out days ---------------------------------------------------------------
 
@@ -452,9 +460,10 @@ class _Parent:
             self._place()
             self._dispatch(w)
         elif kind == "table":
-            data = self.conns[w].recv_bytes()
             self._done(day, msg[2])
-            self.tables[day] = pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+            with pa.memory_map(msg[3]) as mapped:
+                self.tables[day] = pa.ipc.open_stream(mapped).read_all()  # no copy
+            os.unlink(msg[3])  # the pages stay until the table is written
             self._write_tables()
             self._dispatch(w)
         elif kind == "file":
