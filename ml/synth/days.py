@@ -99,7 +99,8 @@ class Totals:
 class DayMaker:
     """Everything a day needs, built before any fork and only read afterwards."""
 
-    def __init__(self, cfg, tl, cat, prices, pop, sk, uuid_key: int, ev_dir, day_rng) -> None:
+    def __init__(self, cfg, tl, cat, prices, pop, sk, uuid_key: int, ev_dir, day_rng,
+                 formatter: CsvFormatter | ArrowFormatter) -> None:
         self.cfg, self.tl, self.cat, self.prices, self.pop, self.sk = cfg, tl, cat, prices, pop, sk
         self.day_rng = day_rng
         self.fmt = cfg.fmt
@@ -108,14 +109,17 @@ class DayMaker:
         # a file of one day is made whole by whoever makes the day
         self.solo = [per_file[s] == 1 for s in self.stems]
         self.paths = {s: ev_dir / f"{s}.{cfg.fmt}" for s in per_file}
-        self.csv = self.arrow = None
         self.scratch: str | None = None  # where workers leave day tables for the parent
+        formatter.for_sessions(pop.user_id, sk.user, sk.uuid_src, uuid_key)
+        self.csv = formatter if isinstance(formatter, CsvFormatter) else None
+        self.arrow = formatter if isinstance(formatter, ArrowFormatter) else None
+
+    @staticmethod
+    def formatter(cfg, tl, cat, prices) -> CsvFormatter | ArrowFormatter:
+        """The part of the formatting that does not depend on the sessions."""
         if cfg.fmt == "parquet":
-            self.arrow = ArrowFormatter(cat, pop.user_id, sk.user, sk.uuid_src, uuid_key,
-                                        tl.start_epoch)
-        else:
-            self.csv = CsvFormatter(cat, prices, pop.user_id, sk.user, sk.uuid_src, uuid_key,
-                                    tl.start_epoch)
+            return ArrowFormatter(cat, tl.start_epoch)
+        return CsvFormatter(cat, prices)
 
     def path(self, day: int):
         return self.paths[self.stems[day]]

@@ -12,6 +12,7 @@ import shutil
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -90,12 +91,17 @@ def run(cfg: SynthConfig, out: str | Path, quiet: bool = False,
     tl = make_timeline(cfg)
     cat = make_catalog(cfg, rng["catalog"])
     prices = make_prices(cfg, cat, tl, rng["prices"])
-    n_users = estimate_users(cfg, tl, cat, prices, rng["pilot"])
-    pop, sk = build_skeleton(cfg, tl, cat, prices, n_users, rng["skeleton"],
-                             exact_rows=cfg.n_events)
+    # what does not depend on the users is made on the other core meanwhile
+    with ThreadPoolExecutor(max_workers=1) as side:
+        formatter = side.submit(DayMaker.formatter, cfg, tl, cat, prices)
+        conversion = side.submit(conversion_by_l1, cfg, cat, prices)
+        n_users = estimate_users(cfg, tl, cat, prices, rng["pilot"])
+        pop, sk = build_skeleton(cfg, tl, cat, prices, n_users, rng["skeleton"],
+                                 exact_rows=cfg.n_events)
+        formatter, conversion = formatter.result(), conversion.result()
     totals = Totals(len(pop), cfg.days)
-    maker = DayMaker(cfg, tl, cat, prices, pop, sk, uuid_key(cfg.seed), ev_dir, _day_rng)
-    conversion = conversion_by_l1(cfg, cat, prices)
+    maker = DayMaker(cfg, tl, cat, prices, pop, sk, uuid_key(cfg.seed), ev_dir, _day_rng,
+                     formatter)
     seen_guess = users_with_sessions(sk, len(pop))
     truth_rows: dict[str, int] = {}
 

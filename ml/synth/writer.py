@@ -155,17 +155,22 @@ def price_fields(prefix: pa.Array, cents: np.ndarray) -> pa.Array:
         _CENTS.take(pa.array(cents % 100)), pa.scalar(","), "")
 
 
-class CsvFormatter:
+class _SessionFields:
+    """What the user_id and user_session fields need: set by `for_sessions` once the
+    sessions exist (the rest of a formatter can be built before)."""
+
+    def for_sessions(self, user_id: np.ndarray, sess_user: np.ndarray, uuid_src: np.ndarray,
+                     uuid_key: int):
+        self.user_id, self.sess_user = user_id, sess_user
+        self.uuid_src, self.uuid_key = uuid_src, uuid_key
+        return self
+
+
+class CsvFormatter(_SessionFields):
     """Builds CSV bodies of event chunks (see module docstring)."""
 
-    def __init__(self, cat: Catalog, prices: Prices, user_id: np.ndarray, sess_user: np.ndarray,
-                 uuid_src: np.ndarray, uuid_key: int, start_epoch: int) -> None:
+    def __init__(self, cat: Catalog, prices: Prices) -> None:
         self.cat = cat
-        self.user_id = user_id
-        self.sess_user = sess_user
-        self.uuid_src = uuid_src
-        self.uuid_key = uuid_key
-        self.start_epoch = start_epoch
         self.prefix = product_prefixes(cat)
         self._day_block = None
         runs = price_fields(self.prefix.take(pa.array(prices.run_product)), prices.run_shown)
@@ -467,14 +472,11 @@ def write_row_groups(writer: pq.ParquetWriter, table: pa.Table) -> None:
         writer.write_table(table, row_group_size=1 << 20)
 
 
-class ArrowFormatter:
+class ArrowFormatter(_SessionFields):
     """Arrow tables of event chunks, in the Parquet schema."""
 
-    def __init__(self, cat: Catalog, user_id: np.ndarray, sess_user: np.ndarray,
-                 uuid_src: np.ndarray, uuid_key: int, start_epoch: int) -> None:
+    def __init__(self, cat: Catalog, start_epoch: int) -> None:
         self.cat = cat
-        self.user_id, self.sess_user = user_id, sess_user
-        self.uuid_src, self.uuid_key = uuid_src, uuid_key
         self.start_epoch = start_epoch
         # several category_ids share a code: the dictionary must hold each code once, or
         # the Parquet writer's output bytes vary from run to run
