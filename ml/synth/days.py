@@ -365,8 +365,7 @@ class _Parent:
         self.totals: list[Totals] = []
         self.idle: list[int] = []
         if mk.fmt == "parquet" and not all(mk.solo):
-            shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
-            mk.scratch = tempfile.mkdtemp(prefix="synth-", dir=shm)
+            mk.scratch = tempfile.mkdtemp(prefix="synth-", dir=_shared_memory_dir())
         ctx = mp.get_context("fork")
         self.conns, self.procs = [], []
         for _ in range(n_workers):
@@ -563,6 +562,16 @@ def make_days(mk: DayMaker, workers: int, totals: Totals, progress_bar,
     for t in parent.totals:
         totals.merge(t)
     return file_rows
+
+
+def _shared_memory_dir(need: int = 2 << 30) -> str | None:
+    """/dev/shm when it has room for a few large day tables (containers often give it
+    64 MB), else None: the system's temporary folder."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return None
+    return "/dev/shm" if st.f_bavail * st.f_frsize >= need else None
 
 
 def default_workers() -> int:
