@@ -33,16 +33,17 @@ def generate_dataset(out: str | Path, n_events: int = 2_000_000,
                      start: str | dt.date = "2019-10-01", days: int = 61, seed: int = 42,
                      fmt: str = "csv.gz", split: str = "month",
                      sale_days: tuple[str | dt.date, ...] | None = None,
-                     quiet: bool = True, **overrides) -> dict:
+                     quiet: bool = True, workers: int | None = None, **overrides) -> dict:
     """Generate a synthetic REES46 data set into `out` and return its manifest.
 
     n_events: rows to write (exact); start/days: the window (UTC days); fmt: "csv",
     "csv.gz" or "parquet"; split: "month" or "day" files; sale_days: days with a sale spike
-    (default 2019-11-17, ignored outside the window); overrides: any other `SynthConfig`
-    field (calibration constants). Deterministic for equal arguments.
+    (default 2019-11-17, ignored outside the window); workers: processes making days in
+    parallel (default one per core; the output does not depend on it); overrides: any other
+    `SynthConfig` field (calibration constants). Deterministic for equal arguments.
     """
     kwargs = dict(n_events=int(n_events), start=_date(start), days=int(days), seed=int(seed),
                   fmt=fmt, split=split, **overrides)
     if sale_days is not None:
         kwargs["sale_days"] = tuple(_date(d) for d in sale_days)
-    return run(SynthConfig(**kwargs), out, quiet=quiet)
+    return run(SynthConfig(**kwargs), out, quiet=quiet, workers=workers)

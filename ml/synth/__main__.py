@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sale-days", default="2019-11-17",
                    help="comma-separated sale days (empty for none)")
     p.add_argument("--out", default="data/synth", help="output directory (events/, truth/)")
-    p.add_argument("--workers", type=int, default=2, help="gzip compression threads")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes making days in parallel (default: one per core; the "
+                        "files do not depend on it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     sale = tuple(d for d in a.sale_days.split(",") if d.strip())

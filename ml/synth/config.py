@@ -42,7 +42,6 @@ class SynthConfig:
     split: str = "month"
     sale_days: tuple[dt.date, ...] = (dt.date(2019, 11, 17),)
     gzip_level: int = 1
-    workers: int = 2  # compression threads
 
     # --- population: BG/NBD purchase process (per ordinary day) ---------------------
     bgnbd_r: float = 0.09  # lambda ~ Gamma(shape r, rate alpha): transactions per day

@@ -2,12 +2,15 @@
 -> files, then truth and manifest.
 
 Memory stays bounded: only the skeleton (a few dozen bytes per session) lives for the whole
-run; events exist one day at a time (plus the rows of sessions running past midnight).
+run; events exist one day at a time per worker process (plus the rows of sessions running
+past midnight). The workers are forked once the skeleton is built and share it.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -18,14 +21,14 @@ from tqdm import tqdm
 
 from ml.synth.catalog import make_catalog
 from ml.synth.config import GENERATOR_VERSION, SynthConfig
-from ml.synth.events import EVENT_TYPES, PURCHASE, Events, materialize_day
+from ml.synth.days import DayMaker, Totals, default_workers, make_days
+from ml.synth.events import EVENT_TYPES
 from ml.synth.population import ACTOR_NAMES
 from ml.synth.prices import make_prices
-from ml.synth.skeleton import (build_skeleton, conversion_by_l1, session_conversion,
-                               stable_order)
-from ml.synth.timeline import DAY, make_timeline
-from ml.synth.truth import write_manifest, write_truth
-from ml.synth.writer import CsvFormatter, EventSink
+from ml.synth.skeleton import build_skeleton, conversion_by_l1, session_conversion
+from ml.synth.timeline import make_timeline
+from ml.synth.truth import (ordered, users_with_sessions, write_actors_and_preferences,
+                            write_catalog_truth, write_manifest, write_users)
 
 PILOT_MAX_USERS = 150_000
 
@@ -55,135 +58,91 @@ def estimate_users(cfg: SynthConfig, tl, cat, prices, rng: np.random.Generator) 
     return max(1000, int(round(cfg.n_events / per_user)))
 
 
-class Totals:
-    """Exact counts of what was written, accumulated chunk by chunk."""
-
-    def __init__(self, n_users: int, days: int) -> None:
-        self.rows = 0
-        self.by_type = np.zeros(3, dtype=np.int64)
-        self.dup_rows = 0
-        self.dup_by_type = np.zeros(3, dtype=np.int64)
-        self.purchases_dedup = 0
-        self.revenue_cents = 0
-        self.price_zero_rows = 0
-        self.custom_price_rows = 0
-        self.user_rows = np.zeros(n_users, dtype=np.int64)
-        self.user_first = np.full(n_users, np.iinfo(np.int64).max, dtype=np.int64)
-        self.user_purchases = np.zeros(n_users, dtype=np.int64)
-        self.day_purchases = np.zeros(days, dtype=np.int64)
-        self.day_rows = np.zeros(days, dtype=np.int64)
-        self.sessions = 0
-        self.gap_sessions = 0
-        self.long_sessions = 0
-        self.truncated_rows = 0
-
-    def add_rows(self, ev: Events, day: int, sess_user: np.ndarray) -> None:
-        self.rows += len(ev)
-        self.day_rows[day] += len(ev)
-        self.by_type += np.bincount(ev.etype, minlength=3)
-        self.dup_rows += int(ev.dup.sum())
-        self.dup_by_type += np.bincount(ev.etype[ev.dup], minlength=3)
-        buy = (ev.etype == PURCHASE) & ~ev.dup
-        self.purchases_dedup += int(buy.sum())
-        self.day_purchases[day] += int((ev.etype == PURCHASE).sum())
-        self.revenue_cents += int(ev.cents[buy].sum())
-        self.price_zero_rows += int((ev.cents == 0).sum())
-        self.custom_price_rows += int((ev.run < 0).sum())
-        users = sess_user[ev.sess]
-        self.user_rows += np.bincount(users, minlength=len(self.user_rows))
-        self.user_purchases += np.bincount(users[buy], minlength=len(self.user_rows))
-
-    def add_sessions(self, stats, sess_user: np.ndarray) -> None:
-        present = stats.rows > 0
-        np.minimum.at(self.user_first, sess_user[stats.sess[present]], stats.first[present])
-        self.sessions += int(present.sum())
-        self.gap_sessions += int((present & (stats.max_gap > 1800)).sum())
-        self.long_sessions += int((present & (stats.last - stats.first > DAY)).sum())
-        self.truncated_rows += int(stats.truncated.sum())
-
-
-def _prepare_out(out: Path) -> tuple[Path, Path]:
-    """Empty `<out>/events` and `<out>/truth` so a glob never mixes runs."""
-    ev_dir, tr_dir = out / "events", out / "truth"
-    for d in (ev_dir, tr_dir):
+def _prepare_out(out: Path) -> tuple[Path, Path, threading.Thread]:
+    """Empty `<out>/events` and `<out>/truth` so a glob never mixes runs. Old folders are
+    moved aside at once and deleted by the returned thread (join it)."""
+    out.mkdir(parents=True, exist_ok=True)
+    old = sorted(out.glob(".old-*"))  # left by an interrupted run
+    for d in (out / "events", out / "truth"):
         if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
-    return ev_dir, tr_dir
+            aside = out / f".old-{d.name}-{os.getpid()}-{time.monotonic_ns()}"
+            d.rename(aside)
+            old.append(aside)
+        d.mkdir()
+    thread = threading.Thread(target=lambda: [shutil.rmtree(d, ignore_errors=True)
+                                              for d in old])
+    thread.start()
+    return out / "events", out / "truth", thread
 
 
-def run(cfg: SynthConfig, out: str | Path, quiet: bool = False) -> dict:
+def run(cfg: SynthConfig, out: str | Path, quiet: bool = False,
+        workers: int | None = None) -> dict:
     """Generate the data set described by `cfg` into `out`; return the manifest dict.
 
-    Contract: deterministic for `cfg` (same files, byte for byte); `<out>/events` and
-    `<out>/truth` are replaced.
+    Contract: deterministic for `cfg` (same files, byte for byte, whatever `workers`);
+    `<out>/events` and `<out>/truth` are replaced. `workers`: processes making days in
+    parallel (default: one per core; 1 makes everything in this process).
     """
     t_start = time.perf_counter()
-    cpu_start, main_start = time.process_time(), time.thread_time()
-    out = Path(out)
+    cpu_start, main_start = _cpu_seconds(), time.thread_time()
+    workers = default_workers() if workers is None else max(1, int(workers))
+    ev_dir, tr_dir, old_output = _prepare_out(Path(out))
     rng = _streams(cfg.seed)
     tl = make_timeline(cfg)
     cat = make_catalog(cfg, rng["catalog"])
     prices = make_prices(cfg, cat, tl, rng["prices"])
-    n_users = estimate_users(cfg, tl, cat, prices, rng["pilot"])
-    pop, sk = build_skeleton(cfg, tl, cat, prices, n_users, rng["skeleton"],
-                             exact_rows=cfg.n_events)
-    ev_dir, tr_dir = _prepare_out(out)
-    key = uuid_key(cfg.seed)
+    # what does not depend on the users is made on the other core meanwhile
+    with ThreadPoolExecutor(max_workers=1) as side:
+        formatter = side.submit(DayMaker.formatter, cfg, tl, cat, prices)
+        conversion = side.submit(conversion_by_l1, cfg, cat, prices)
+        n_users = estimate_users(cfg, tl, cat, prices, rng["pilot"])
+        pop, sk = build_skeleton(cfg, tl, cat, prices, n_users, rng["skeleton"],
+                                 exact_rows=cfg.n_events)
+        formatter, conversion = formatter.result(), conversion.result()
     totals = Totals(len(pop), cfg.days)
-    pool = ThreadPoolExecutor(max_workers=max(1, cfg.workers))
-    formatter = None
-    if cfg.fmt != "parquet":
-        formatter = CsvFormatter(cat, prices, pop.user_id, sk.user, sk.uuid_src, key,
-                                 tl.start_epoch)
-    sink = EventSink(ev_dir, cfg.fmt, cfg.split, tl, cat, formatter, pop.user_id, sk.user,
-                     sk.uuid_src, key, pool, cfg.gzip_level)
-    bar = tqdm(total=cfg.n_events, unit="ev", unit_scale=True, disable=quiet, file=sys.stderr,
-               desc="synth", smoothing=0.1)
-    try:
-        files = _emit_days(cfg, tl, cat, prices, pop, sk, sink, formatter, totals, bar)
-    finally:
-        pool.shutdown(wait=True)
-        bar.close()
-    conversion = conversion_by_l1(cfg, cat, prices)
-    truth_rows = write_truth(tr_dir, tl, cat, prices, pop, sk, totals.user_rows,
-                             totals.user_purchases, totals.user_first, conversion)
+    maker = DayMaker(cfg, tl, cat, prices, pop, sk, uuid_key(cfg.seed), ev_dir, _day_rng,
+                     formatter)
+    seen_guess = users_with_sessions(sk, len(pop))
+    truth_rows: dict[str, int] = {}
+
+    def write_early_truth() -> None:
+        """The truth tables that do not need the event counts, while the days are made."""
+        truth_rows.update(write_catalog_truth(tr_dir, tl, cat, prices, conversion))
+        truth_rows.update(write_actors_and_preferences(tr_dir, cat, pop, seen_guess))
+
+    def progress_bar() -> tqdm:
+        return tqdm(total=cfg.n_events, unit="ev", unit_scale=True, disable=quiet,
+                    file=sys.stderr, desc="synth", smoothing=0.1)
+
+    old_output.join()  # no thread may run when the workers are forked
+    file_rows = make_days(maker, workers, totals, progress_bar, meanwhile=write_early_truth)
+    files = [{"path": str(maker.paths[stem]), "rows": file_rows.get(stem, 0)}
+             for stem in dict.fromkeys(maker.stems)]
+    seen = np.nonzero(totals.user_rows > 0)[0]
+    if not np.array_equal(seen, seen_guess):
+        truth_rows.update(write_actors_and_preferences(tr_dir, cat, pop, seen))
+    truth_rows.update(write_users(tr_dir, tl, cat, pop, sk, seen, totals.user_rows,
+                                  totals.user_purchases, totals.user_first))
+    truth_rows = ordered(truth_rows)
     manifest = _manifest(cfg, tl, cat, pop, sk, totals, files, truth_rows, n_users,
                          conversion)
     write_manifest(tr_dir, manifest)
     elapsed = time.perf_counter() - t_start
-    cpu = time.process_time() - cpu_start
+    cpu = _cpu_seconds() - cpu_start
     main_cpu = time.thread_time() - main_start
     # Timing is returned, never written: the truth files must be identical across runs.
-    # cpu_seconds counts all threads (the compression pool included); on a machine shared
-    # with other jobs, rows / max(main_thread_cpu, cpu / 2) is the 2-core rate.
+    # cpu_seconds counts every thread of this process and of the worker processes.
     return {**manifest, "run": {
         "elapsed_seconds": round(elapsed, 2),
         "events_per_second": round(totals.rows / elapsed),
         "cpu_seconds": round(cpu, 2), "main_thread_cpu_seconds": round(main_cpu, 2),
-        "events_dir": str(ev_dir), "truth_dir": str(tr_dir)}}
+        "workers": workers, "events_dir": str(ev_dir), "truth_dir": str(tr_dir)}}
 
 
-def _emit_days(cfg: SynthConfig, tl, cat, prices, pop, sk, sink: EventSink,
-               formatter: CsvFormatter | None, totals: Totals, bar) -> list[dict]:
-    """Materialise the window day by day and write each day's rows in time order. Rows of
-    sessions that run past midnight are carried into the next day. Returns the files."""
-    carry = Events.empty()
-    for day in range(cfg.days):
-        ev, stats = materialize_day(day, cfg, tl, cat, prices, pop, sk, _day_rng(cfg.seed, day))
-        totals.add_sessions(stats, sk.user)
-        ev = Events.concat([carry, ev])
-        ev = ev.take(stable_order(ev.t - day * DAY + DAY))  # carried rows are >= day start
-        cut = int(np.searchsorted(ev.t, (day + 1) * DAY))
-        carry = ev.take(np.arange(cut, len(ev)))
-        ev = ev.take(np.arange(cut))
-        a_table = formatter.day_table(day, tl.day_label(day)) if formatter else None
-        sink.write(day, ev, a_table)
-        totals.add_rows(ev, day, sk.user)
-        bar.update(len(ev))
-    if len(carry):
-        raise RuntimeError("rows left after the window end")
-    return sink.close()
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the day workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def summary_line(result: dict) -> str:
@@ -191,8 +150,8 @@ def summary_line(result: dict) -> str:
     t, r = result["totals"], result["run"]
     return (f"synth: {t['rows']:,} events, {t['users']:,} users, {len(result['files'])} "
             f"file(s) in {r['events_dir']}, {r['elapsed_seconds']:.1f} s "
-            f"({r['events_per_second']:,} events/s; cpu {r['cpu_seconds']:.1f} s, "
-            f"main thread {r['main_thread_cpu_seconds']:.1f} s)")
+            f"({r['events_per_second']:,} events/s; {r['workers']} worker(s), "
+            f"cpu {r['cpu_seconds']:.1f} s, main thread {r['main_thread_cpu_seconds']:.1f} s)")
 
 
 def _manifest(cfg, tl, cat, pop, sk, totals: Totals, files, truth_rows, n_users, conversion):

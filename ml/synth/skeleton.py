@@ -20,6 +20,7 @@ rows add up exactly to `n_events`. Products of plain views are drawn later, day 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -331,6 +332,10 @@ def build_skeleton(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
     (x_user, x_sec, x_kind, x_views, xt_sess, xt_prod, xt_blind, xt_cents) = _bot_sessions(
         cfg, tl, cat, prices, bots, n_h, rng)
     pop = Population.concat(pop, bots)
+    # the per-user preference tables of the day workers need no random draws: build them
+    # on another core meanwhile (numpy releases the GIL)
+    cdf_pool = ThreadPoolExecutor(max_workers=1)
+    cdfs = cdf_pool.submit(pop.build_cdfs)
     death = np.concatenate([death, np.full(len(bots), np.inf)])
     n_tx = np.concatenate([n_tx, np.zeros(len(bots), dtype=np.int32)])
 
@@ -418,7 +423,8 @@ def build_skeleton(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
         drawn_users=n_users)
     if exact_rows is not None:
         _adjust_views(sk, exact_rows, rng)
-    pop.build_cdfs()
+    cdfs.result()
+    cdf_pool.shutdown()
     return pop, sk
 
 

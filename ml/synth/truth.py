@@ -51,15 +51,26 @@ def _write(table: pa.Table, path: Path) -> None:
                    use_dictionary=strings or False, store_schema=False)
 
 
-def write_truth(truth_dir: Path, tl: Timeline, cat: Catalog, prices: Prices,
-                pop: Population, sk: Skeleton, user_rows: np.ndarray,
-                user_purchases: np.ndarray, user_first: np.ndarray,
-                conversion: np.ndarray) -> dict[str, int]:
-    """Write every truth table; returns {file name: rows}. `user_first` is each user's
-    first event second; `conversion` is c_l1, the probability that an intent target at its
-    base price is bought, per category_l1."""
-    seen = np.nonzero(user_rows > 0)[0]
-    out: dict[str, int] = {}
+TRUTH_FILES = ("users.parquet", "actors.parquet", "user_category_pref.parquet",
+               "user_brand_pref.parquet", "products.parquet", "price_path.parquet",
+               "categories.parquet")
+
+
+def ordered(rows: dict[str, int]) -> dict[str, int]:
+    """{file name: rows} in the manifest's order."""
+    return {name: rows[name] for name in TRUTH_FILES}
+
+
+def users_with_sessions(sk: Skeleton, n_users: int) -> np.ndarray:
+    """Users with at least one session: those that have events, as every session writes
+    its first row (the caller checks this against the written rows)."""
+    return np.nonzero(np.bincount(sk.user, minlength=n_users) > 0)[0]
+
+
+def write_users(truth_dir: Path, tl: Timeline, cat: Catalog, pop: Population, sk: Skeleton,
+                seen: np.ndarray, user_rows: np.ndarray, user_purchases: np.ndarray,
+                user_first: np.ndarray) -> dict[str, int]:
+    """users.parquet for the users `seen` in the events."""
     actor = pop.actor[seen]
     human = actor == HUMAN
     death = sk.death_sec[seen]
@@ -89,9 +100,17 @@ def write_truth(truth_dir: Path, tl: Timeline, cat: Catalog, prices: Prices,
         "top_brand_weight": pa.array(brand_w[top_b, np.arange(len(seen))]),
     })
     _write(users, truth_dir / "users.parquet")
-    out["users.parquet"] = users.num_rows
+    return {"users.parquet": users.num_rows}
 
-    bots = ~human
+
+def write_actors_and_preferences(truth_dir: Path, cat: Catalog, pop: Population,
+                                 seen: np.ndarray) -> dict[str, int]:
+    """actors.parquet and the users' category and brand preferences, for the users `seen`."""
+    out: dict[str, int] = {}
+    actor = pop.actor[seen]
+    bots = actor != HUMAN
+    l1_w = pop.l1_pref_t[:, seen]
+    brand_w = pop.brand_pref_t[:, seen]
     actors = pa.table({"user_id": pa.array(pop.user_id[seen][bots], pa.int64()),
                        "actor_type": _labels(actor[bots], ACTOR_NAMES)})
     _write(actors, truth_dir / "actors.parquet")
@@ -108,7 +127,13 @@ def write_truth(truth_dir: Path, tl: Timeline, cat: Catalog, prices: Prices,
                       "weight": pa.array(weights[c, r], pa.float32())})
         _write(t, truth_dir / name)
         out[name] = t.num_rows
+    return out
 
+
+def write_catalog_truth(truth_dir: Path, tl: Timeline, cat: Catalog, prices: Prices,
+                        conversion: np.ndarray) -> dict[str, int]:
+    """products, price_path and categories: they do not depend on the events."""
+    out: dict[str, int] = {}
     code_of_cat = np.array([-1 if c is None else i for i, c in enumerate(cat.cat_code)])
     pcode = code_of_cat[cat.product_cat]
     codes = pa.array([c or "" for c in cat.cat_code], pa.string())

@@ -6,20 +6,19 @@ pre-formatted pieces:
   B  "1004237,2053013555631882655,electronics.smartphone,apple,1081.98,"   one per price run
   C  "535871217,c6bd7419-2748-4c56-95b4-8cec9ff8b80d\\n"  one per session
 An Arrow binary_view array points at the three pieces of every row and one cast to binary
-gathers them into the file body (C++ speed). gzip is written pigz-style: blocks compressed
-in parallel threads, each primed with the previous 32 KiB as dictionary, joined into one
-standard single-member gzip stream; the bytes depend only on the data, so runs are
-reproducible.
+gathers them into the file body (C++ speed). gzip is written pigz-style: 4 MiB blocks
+deflated independently (wherever the day is made), each primed with the previous 32 KiB of
+text as dictionary, joined into one standard single-member gzip stream whose CRC-32 is
+combined from the blocks'; the bytes depend only on the data, so runs are reproducible.
 
 Parquet: event_time TIMESTAMP WITH TIME ZONE (UTC, microseconds), product_id, category_id,
 user_id BIGINT, price DOUBLE, the other columns VARCHAR (nullable category_code, brand).
 """
 from __future__ import annotations
 
+import os
 import struct
 import zlib
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ HEADER = (b"event_time,event_type,product_id,category_id,category_code,brand,pri
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 GZIP_BLOCK = 4 << 20
+GZIP_WINDOW = 32768  # deflate's window: a block's dictionary is the text before it
 MAX_ROWS_PER_CAST = 4_000_000  # binary offsets are int32: keep a cast well under 2 GiB
 
 PARQUET_SCHEMA = pa.schema([
@@ -155,17 +155,22 @@ def price_fields(prefix: pa.Array, cents: np.ndarray) -> pa.Array:
         _CENTS.take(pa.array(cents % 100)), pa.scalar(","), "")
 
 
-class CsvFormatter:
+class _SessionFields:
+    """What the user_id and user_session fields need: set by `for_sessions` once the
+    sessions exist (the rest of a formatter can be built before)."""
+
+    def for_sessions(self, user_id: np.ndarray, sess_user: np.ndarray, uuid_src: np.ndarray,
+                     uuid_key: int):
+        self.user_id, self.sess_user = user_id, sess_user
+        self.uuid_src, self.uuid_key = uuid_src, uuid_key
+        return self
+
+
+class CsvFormatter(_SessionFields):
     """Builds CSV bodies of event chunks (see module docstring)."""
 
-    def __init__(self, cat: Catalog, prices: Prices, user_id: np.ndarray, sess_user: np.ndarray,
-                 uuid_src: np.ndarray, uuid_key: int, start_epoch: int) -> None:
+    def __init__(self, cat: Catalog, prices: Prices) -> None:
         self.cat = cat
-        self.user_id = user_id
-        self.sess_user = sess_user
-        self.uuid_src = uuid_src
-        self.uuid_key = uuid_key
-        self.start_epoch = start_epoch
         self.prefix = product_prefixes(cat)
         self._day_block = None
         runs = price_fields(self.prefix.take(pa.array(prices.run_product)), prices.run_shown)
@@ -268,14 +273,17 @@ def dense_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # gzip
 
 
-def _deflate(data: memoryview, zdict: bytes, level: int) -> tuple[bytes, int]:
-    """Raw deflate of one block (primed with `zdict`, ending on a byte boundary) and the
-    block's CRC-32, both computed in the worker thread."""
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # mtime 0, OS unknown
+
+
+def deflate_block(data, zdict: bytes, level: int) -> bytes:
+    """Raw deflate of one block, primed with `zdict` and ending on a byte boundary, so that
+    blocks deflated independently join into one stream."""
     if zdict:
         c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, zdict)
     else:
         c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY)
-    return c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH), zlib.crc32(data)
+    return c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
 
 
 def _gf2_times(mat: list[int], vec: int) -> int:
@@ -293,95 +301,106 @@ def _gf2_square(mat: list[int]) -> list[int]:
     return [_gf2_times(mat, m) for m in mat]
 
 
-def _crc_shift_operator(length: int) -> list[int]:
-    """GF(2) matrix that advances a CRC-32 over `length` zero bytes (zlib's crc32_combine)."""
-    odd = [0xEDB88320] + [1 << i for i in range(31)]  # one zero bit
-    even = _gf2_square(odd)  # two zero bits
-    odd = _gf2_square(even)  # four zero bits
-    result = None
-    n = length
-    while n:
-        even = _gf2_square(odd)  # 8, 32, ... zero bits: one byte, ...
-        if n & 1:
-            result = even if result is None else [_gf2_times(even, r) for r in result]
-        n >>= 1
-        if not n:
+def _zero_byte_operators(bits: int = 48) -> list[list[int]]:
+    """GF(2) matrices that advance a CRC-32 over 2**k zero bytes, k = 0..bits-1."""
+    op = [0xEDB88320] + [1 << i for i in range(31)]  # one zero bit
+    for _ in range(3):
+        op = _gf2_square(op)
+    ops = [op]
+    for _ in range(bits - 1):
+        ops.append(_gf2_square(ops[-1]))
+    return ops
+
+
+_ZERO_BYTE_OPS: list[list[int]] = []
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """CRC-32 of A + B from crc(A), crc(B) and len(B) (zlib's crc32_combine)."""
+    if not _ZERO_BYTE_OPS:
+        _ZERO_BYTE_OPS.extend(_zero_byte_operators())
+    k = 0
+    while len2:
+        if len2 & 1:
+            crc1 = _gf2_times(_ZERO_BYTE_OPS[k], crc1)
+        len2 >>= 1
+        k += 1
+    return crc1 ^ crc2
+
+
+def _last_bytes(buffers: list, n: int) -> bytes:
+    """The last `n` bytes of the concatenation of `buffers` (all of it if shorter)."""
+    parts, need = [], n
+    for buf in reversed(buffers):
+        mv = memoryview(buf)
+        parts.append(bytes(mv[max(0, len(mv) - need):]))
+        need -= len(parts[-1])
+        if need <= 0:
             break
-        odd = _gf2_square(even)
-        if n & 1:
-            result = odd if result is None else [_gf2_times(odd, r) for r in result]
-        n >>= 1
-    return result or [1 << i for i in range(32)]
+    return b"".join(reversed(parts))
 
 
-def crc32_combine(crc1: int, crc2: int, len2: int, operator: list[int] | None = None) -> int:
-    """CRC-32 of A + B from crc(A), crc(B) and len(B) (zlib's algorithm, pure Python)."""
-    if len2 == 0:
-        return crc1
-    op = operator if operator is not None else _crc_shift_operator(len2)
-    return _gf2_times(op, crc1) ^ crc2
+class Chunk:
+    """The bytes one day adds to its file: CSV text, or the deflate blocks of that text
+    with its CRC-32 and length (gzip)."""
+
+    def __init__(self, rows: int, pieces: list, crc: int = 0, text_len: int = 0) -> None:
+        self.rows = rows
+        self.pieces = pieces
+        self.nbytes = sum(len(memoryview(p)) for p in pieces)
+        self.crc = crc
+        self.text_len = text_len
+
+    def without_bytes(self) -> "Chunk":
+        """What placing the chunk needs (sizes and CRC), cheap to send."""
+        meta = Chunk(self.rows, [], self.crc, self.text_len)
+        meta.nbytes = self.nbytes
+        return meta
 
 
-class ParallelGzipFile:
-    """Single-member gzip file written from blocks deflated in a thread pool (pigz-style).
+class GzipText:
+    """One day's CSV text cut into 4 MiB blocks (from the start of each buffer), each to be
+    deflated with the preceding 32 KiB of the file's text as dictionary. Blocks preceded by
+    32 KiB of this day's own text are deflated by `deflate_own`; the first one needs the end
+    of the previous day (`window`), which may still be in the making elsewhere."""
 
-    Up to `max_pending` blocks (4 MiB each) may wait for compression, so the caller can
-    generate the next day while the pool compresses the previous one. Deterministic: output
-    bytes depend only on the data, block size and level.
-    """
-
-    def __init__(self, path: Path, pool: ThreadPoolExecutor, level: int = 1,
-                 max_pending: int = 96) -> None:
-        self.f = open(path, "wb")
-        self.f.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")  # mtime 0, OS unknown
-        self.pool = pool
+    def __init__(self, text: list, level: int) -> None:
         self.level = level
-        self.max_pending = max_pending
-        self.pending: deque[tuple[Future, int]] = deque()
+        self.blocks = [memoryview(buf)[lo:lo + GZIP_BLOCK] for buf in text
+                       for lo in range(0, len(memoryview(buf)), GZIP_BLOCK)]
+        self.tail = _last_bytes(text, GZIP_WINDOW)  # extends the window of the next day
+        self.text_len = sum(len(b) for b in self.blocks)
         self.crc = 0
-        self.size = 0
-        self.tail = b""
-        self._full_block_op = _crc_shift_operator(GZIP_BLOCK)
+        self._out: list[bytes | None] = [None] * len(self.blocks)
 
-    def write(self, data) -> None:
-        mv = memoryview(data)
-        for lo in range(0, len(mv), GZIP_BLOCK):
-            block = mv[lo:lo + GZIP_BLOCK]
-            fut = self.pool.submit(_deflate, block, self.tail, self.level)
-            self.pending.append((fut, len(block)))
-            self.size += len(block)
-            self.tail = (self.tail + bytes(block[-32768:]))[-32768:]
-            while len(self.pending) > self.max_pending:
-                self._flush_one()
+    def _dictionaries(self):
+        """(block index, own text before it if under 32 KiB else None, its last 32 KiB)."""
+        seen, tail = 0, b""
+        for i, b in enumerate(self.blocks):
+            yield i, (tail if seen < GZIP_WINDOW else None), tail
+            seen += len(b)
+            tail = (tail + bytes(b[-GZIP_WINDOW:]))[-GZIP_WINDOW:]
 
-    def _flush_one(self) -> None:
-        fut, n = self.pending.popleft()
-        data, crc = fut.result()
-        op = self._full_block_op if n == GZIP_BLOCK else None
-        self.crc = crc32_combine(self.crc, crc, n, op)
-        self.f.write(data)
+    def deflate_own(self) -> None:
+        for b in self.blocks:
+            self.crc = zlib.crc32(b, self.crc)
+        for i, short, tail in self._dictionaries():
+            if short is None:
+                self._out[i] = deflate_block(self.blocks[i], tail, self.level)
 
-    def close(self) -> None:
-        while self.pending:
-            self._flush_one()
-        self.f.write(zlib.compressobj(self.level, zlib.DEFLATED, -15).flush(zlib.Z_FINISH))
-        self.f.write(struct.pack("<II", self.crc & 0xFFFFFFFF, self.size & 0xFFFFFFFF))
-        self.f.close()
+    def deflate_rest(self, window: bytes) -> None:
+        """Deflate the first blocks, given the last 32 KiB of the file before this day."""
+        for i, short, _ in self._dictionaries():
+            if short is not None:
+                self._out[i] = deflate_block(self.blocks[i], (window + short)[-GZIP_WINDOW:],
+                                             self.level)
 
-
-class PlainFile:
-    def __init__(self, path: Path) -> None:
-        self.f = open(path, "wb")
-
-    def write(self, data) -> None:
-        self.f.write(memoryview(data))
-
-    def close(self) -> None:
-        self.f.close()
+    def chunk(self, rows: int) -> Chunk:
+        return Chunk(rows, self._out, self.crc, self.text_len)
 
 
 # ---------------------------------------------------------------------------------------
-# sink
+# files
 
 
 def file_stem(tl: Timeline, day: int, split: str) -> str:
@@ -392,72 +411,82 @@ def file_stem(tl: Timeline, day: int, split: str) -> str:
     return f"{y}-{MONTHS[m - 1]}"
 
 
-class EventSink:
-    """Writes day chunks into month or day files of the chosen format."""
+class CsvFile:
+    """A csv or csv.gz file put together from day chunks laid one after the other.
 
-    def __init__(self, out: Path, fmt: str, split: str, tl: Timeline, cat: Catalog,
-                 formatter: CsvFormatter | None, user_id: np.ndarray, sess_user: np.ndarray,
-                 uuid_src: np.ndarray, uuid_key: int, pool: ThreadPoolExecutor,
-                 gzip_level: int = 1) -> None:
-        self.out, self.fmt, self.split, self.tl, self.cat = out, fmt, split, tl, cat
-        self.formatter = formatter
-        self.user_id, self.sess_user = user_id, sess_user
-        self.uuid_src, self.uuid_key = uuid_src, uuid_key
-        self.pool, self.gzip_level = pool, gzip_level
-        self.current: str | None = None
-        self.handle = None
-        self.files: list[dict] = []
-        self._pq_pool = ThreadPoolExecutor(max_workers=1) if fmt == "parquet" else None
-        self._pq_pending: Future | None = None
-        if fmt == "parquet":
-            self._code_idx = np.array([-1 if c is None else i
-                                       for i, c in enumerate(cat.cat_code)], dtype=np.int32)
-            names = [c for c in cat.cat_code]
-            self._codes = pa.array([c if c is not None else "" for c in names], pa.string())
+    `place` hands out each chunk's offset in day order; the chunk itself may be written by
+    any process (`write_at`), so days can be made in parallel. gzip: a single member whose
+    header and deflated CSV header are written at creation, the final block and trailer
+    (CRC-32 combined over the chunks) by `finish`. The bytes depend only on the text."""
 
-    def _open(self, stem: str) -> None:
-        self.close_file()
-        path = self.out / f"{stem}.{self.fmt}"
-        if self.fmt == "csv.gz":
-            self.handle = ParallelGzipFile(path, self.pool, self.gzip_level)
-        elif self.fmt == "csv":
-            self.handle = PlainFile(path)
-        else:
-            self.handle = pq.ParquetWriter(path, PARQUET_SCHEMA, compression="zstd",
-                                           store_schema=False)
-        if self.fmt != "parquet":
-            self.handle.write(HEADER)
-        self.current = stem
-        self.files.append({"path": str(path), "rows": 0})
+    def __init__(self, path: Path, gz: bool, level: int = 1) -> None:
+        self.path, self.gz, self.level = path, gz, level
+        self.crc, self.size = zlib.crc32(HEADER), len(HEADER)
+        self.window = HEADER  # the last 32 KiB of text: the next day's dictionary
+        head = GZIP_HEADER + deflate_block(HEADER, b"", level) if gz else HEADER
+        with open(path, "wb") as f:
+            f.write(head)
+        self.end = len(head)
 
-    def close_file(self) -> None:
-        if self._pq_pending is not None:
-            self._pq_pending.result()
-            self._pq_pending = None
-        if self.handle is not None:
-            self.handle.close()
-            self.handle = None
+    def extend_window(self, tail: bytes) -> None:
+        """Append the end of a day's text (its last 32 KiB, or all of it)."""
+        self.window = (self.window + tail)[-GZIP_WINDOW:]
 
-    def write(self, day: int, ev: Events, a_table: _Table | None = None) -> None:
-        """Append the rows of `day` (sorted, all inside that day)."""
-        stem = file_stem(self.tl, day, self.split)
-        if stem != self.current:
-            self._open(stem)
-        if len(ev) == 0:
+    def place(self, chunk: Chunk) -> int:
+        offset = self.end
+        self.end += chunk.nbytes
+        if self.gz:
+            self.crc = crc32_combine(self.crc, chunk.crc, chunk.text_len)
+            self.size += chunk.text_len
+        return offset
+
+    def finish(self) -> None:
+        if not self.gz:
             return
-        self.files[-1]["rows"] += len(ev)
-        if self.fmt == "parquet":
-            table = self._arrow(ev)
-            if self._pq_pending is not None:
-                self._pq_pending.result()
-            # the previous write has finished, so row groups stay in order
-            self._pq_pending = self._pq_pool.submit(self.handle.write_table, table,
-                                                    row_group_size=1 << 20)
-        else:
-            for buf in self.formatter.body(ev, day, a_table):
-                self.handle.write(buf)
+        final = zlib.compressobj(self.level, zlib.DEFLATED, -15).flush(zlib.Z_FINISH)
+        write_at(self.path, self.end, [final, struct.pack("<II", self.crc & 0xFFFFFFFF,
+                                                          self.size & 0xFFFFFFFF)])
 
-    def _arrow(self, ev: Events) -> pa.Table:
+
+def write_at(path: Path | int, offset: int, pieces: list) -> None:
+    """Write `pieces` one after the other from `offset` (a path, or an open descriptor)."""
+    fd = os.open(path, os.O_WRONLY) if not isinstance(path, int) else path
+    try:
+        for p in pieces:
+            mv = memoryview(p).cast("B")
+            while len(mv):
+                n = os.pwrite(fd, mv, offset)
+                offset += n
+                mv = mv[n:]
+    finally:
+        if fd is not path:
+            os.close(fd)
+
+
+def open_parquet(path: Path) -> pq.ParquetWriter:
+    return pq.ParquetWriter(path, PARQUET_SCHEMA, compression="zstd", store_schema=False)
+
+
+def write_row_groups(writer: pq.ParquetWriter, table: pa.Table) -> None:
+    if table.num_rows:
+        writer.write_table(table, row_group_size=1 << 20)
+
+
+class ArrowFormatter(_SessionFields):
+    """Arrow tables of event chunks, in the Parquet schema."""
+
+    def __init__(self, cat: Catalog, start_epoch: int) -> None:
+        self.cat = cat
+        self.start_epoch = start_epoch
+        # several category_ids share a code: the dictionary must hold each code once, or
+        # the Parquet writer's output bytes vary from run to run
+        codes = sorted({c for c in cat.cat_code if c is not None})
+        where = {c: i for i, c in enumerate(codes)}
+        self._code_idx = np.array([-1 if c is None else where[c] for c in cat.cat_code],
+                                  dtype=np.int32)
+        self._codes = pa.array(codes, pa.string())
+
+    def table(self, ev: Events) -> pa.Table:
         cat = self.cat
         sess, inv = dense_codes(ev.sess)
         uu = session_uuids(self.uuid_src[sess], self.uuid_key)[inv]
@@ -468,7 +497,7 @@ class EventSink:
         code = self._code_idx[cat.product_cat[ev.prod]]
         brand = cat.product_brand[ev.prod]
         cols = [
-            pa.array((ev.t + self.tl.start_epoch) * 1_000_000, pa.timestamp("us", tz="UTC")),
+            pa.array((ev.t + self.start_epoch) * 1_000_000, pa.timestamp("us", tz="UTC")),
             pa.DictionaryArray.from_arrays(pa.array(ev.etype, pa.int8()),
                                            pa.array(EVENT_TYPES, pa.string())),
             pa.array(cat.product_id[ev.prod], pa.int64()),
@@ -482,9 +511,3 @@ class EventSink:
             sess_arr,
         ]
         return pa.Table.from_arrays(cols, schema=PARQUET_SCHEMA)
-
-    def close(self) -> list[dict]:
-        self.close_file()
-        if self._pq_pool is not None:
-            self._pq_pool.shutdown(wait=True)
-        return self.files

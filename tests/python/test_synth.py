@@ -368,15 +368,33 @@ def test_purchase_rule_obeys_the_planted_elasticity() -> None:
 # --- determinism, formats, splits ---------------------------------------------------------
 
 
-def test_same_seed_same_bytes_other_seed_other_data(tmp_path) -> None:
-    kw = dict(n_events=30_000, start="2019-11-15", days=4, fmt="csv.gz", split="month")
+@pytest.mark.parametrize("fmt", ["csv.gz", "parquet"])
+def test_same_seed_same_bytes_other_seed_other_data(tmp_path, fmt) -> None:
+    kw = dict(n_events=30_000, start="2019-11-15", days=4, fmt=fmt, split="month")
     generate_dataset(tmp_path / "a", seed=3, **kw)
     generate_dataset(tmp_path / "b", seed=3, **kw)
     generate_dataset(tmp_path / "c", seed=4, **kw)
     a, b, c = (_digest(tmp_path / x) for x in "abc")
     assert a == b and len(a) >= 9
-    assert a["events/2019-Nov.csv.gz"] != c["events/2019-Nov.csv.gz"]
+    assert a[f"events/2019-Nov.{fmt}"] != c[f"events/2019-Nov.{fmt}"]
     assert a["truth/users.parquet"] != c["truth/users.parquet"]
+
+
+@pytest.mark.parametrize("fmt,split,kw", [
+    # three month files of 92 short days: a day's text is under gzip's 32 KiB window, so
+    # each day's first block is primed with the end of several days before it
+    ("csv.gz", "month", dict(n_events=20_000, start="2019-10-01", days=92)),
+    ("parquet", "day", dict(n_events=60_000, start="2019-10-28", days=8)),
+    ("parquet", "month", dict(n_events=60_000, start="2019-10-28", days=8)),
+])
+def test_files_do_not_depend_on_the_number_of_workers(tmp_path, fmt, split, kw) -> None:
+    one = generate_dataset(tmp_path / "one", seed=6, fmt=fmt, split=split, workers=1, **kw)
+    two = generate_dataset(tmp_path / "two", seed=6, fmt=fmt, split=split, workers=2, **kw)
+    assert one["run"]["workers"] == 1 and two["run"]["workers"] == 2
+    # rows of sessions running past midnight, some for more than a day, change day
+    assert one["totals"]["sessions_spanning_over_24h"] > 0
+    a, b = _digest(tmp_path / "one"), _digest(tmp_path / "two")
+    assert a == b and len(a) >= 9
 
 
 def test_rerun_replaces_stale_files(tmp_path) -> None:
