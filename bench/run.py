@@ -158,10 +158,17 @@ def dbt_phase(name: str, args: list[str], warehouse: Path, events_glob: str, wor
 
 
 def fresh(path: Path) -> Path:
-    """Remove a warehouse file and its WAL."""
+    """Remove a warehouse file, its WAL and DuckDB's spill folder."""
     for candidate in (path, path.with_name(path.name + ".wal")):
         candidate.unlink(missing_ok=True)
+    shutil.rmtree(path.with_name(path.name + ".tmp"), ignore_errors=True)
     return path
+
+
+def done_with(path: Path, keep: bool) -> None:
+    """Free a measured warehouse's disk (16 GB at 67.5M events) unless --keep-warehouses."""
+    if not keep:
+        fresh(path)
 
 
 # Totals compared between the two engines: rows and an additive column or two per mart.
@@ -211,6 +218,7 @@ def run_size(events: int, args: argparse.Namespace) -> dict:
     build_args = ["build", *args.dbt_args]
     phases["full_build"] = dbt_phase("full_build", build_args, fresh(work / "full.duckdb"),
                                      glob, **common)
+    done_with(work / "full.duckdb", args.keep_warehouses)
 
     # Incremental: a folder of links to all days but the last, then the last is added.
     increments = work / "incremental_events"
@@ -229,12 +237,14 @@ def run_size(events: int, args: argparse.Namespace) -> dict:
     phases["incremental_day"] = dbt_phase("incremental_day", daily_args, inc_db, inc_glob,
                                           **common)
     phases["incremental_day"]["note"] = f"adds {files[-1].name} to a build of the other days"
+    done_with(inc_db, args.keep_warehouses)
 
     marts_db = fresh(work / "marts.duckdb")
     select = ["run", "--select", *(f"+{m}" for m in MARTS), *args.dbt_args]
     phases["marts_dbt"] = dbt_phase("marts_dbt", select, marts_db, glob, **common)
     cross_check = {m: {"columns": CHECKS[m], "duckdb": mart_totals(m, m, marts_db)}
                    for m in MARTS}
+    done_with(marts_db, args.keep_warehouses)
 
     spark_python = REPO / ".venv-bench" / "bin" / "python"
     java = shutil.which("java", path=os.environ.get("JAVA_HOME", "") + "/bin:"
@@ -332,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="dbt threads")
     parser.add_argument("--spark-driver-memory", default="8g")
     parser.add_argument("--skip-spark", action="store_true")
+    parser.add_argument("--keep-warehouses", action="store_true",
+                        help="leave each phase's DuckDB file in --work-dir (deleted by "
+                             "default once measured: a 67.5M month's is 16 GB)")
     parser.add_argument("--ml-horizon-days", type=int, default=7,
                         help="vars ml_label_horizon_days and forecast_eval_days: churn "
                              "and CLV need about two horizons of history, the forecast's "
