@@ -1,8 +1,9 @@
 """Incremental behaviour marts: day-by-day batches equal a full refresh, row for row.
 
 Raw files arrive one per day in a raw directory (REES46_EVENTS points at the directory
-glob); the daily run (`dbt build --selector daily`, selectors.yml) follows each new file. The data is generated here (seeded) and
-includes the edge cases the incremental logic must survive:
+glob); the daily run (`dbt build --selector daily`, selectors.yml) follows each new file.
+The data is generated here (seeded) and includes the edge cases the incremental logic
+must survive:
 
 - a session straddling midnight between two daily files;
 - a late event delivered in a later day's file, within var incremental_lookback_hours,
