@@ -127,6 +127,9 @@ class DayMaker:
     def first_of_file(self, day: int) -> bool:
         return day == 0 or self.stems[day - 1] != self.stems[day]
 
+    def last_of_file(self, day: int) -> bool:
+        return day + 1 == len(self.stems) or self.first_of_file(day + 1)
+
     def materialize(self, day: int):
         """(own rows, {later day: rows falling on it}, session stats) of the sessions that
         start on `day`; rows keep the order they were made in."""
@@ -214,7 +217,7 @@ def make_days_here(mk: DayMaker, totals: Totals, progress) -> dict[str, int]:
             window = f.window
             chunk = mk.csv_chunk(day, ev, f.extend_window, lambda: window)
             write_at(f.path, f.place(chunk), chunk.pieces)
-        if day + 1 == mk.cfg.days or mk.first_of_file(day + 1):
+        if mk.last_of_file(day):
             if stem in files:
                 files.pop(stem).finish()
             if stem in writers:
@@ -520,7 +523,7 @@ class _Parent:
                 continue
             f = self.files[mk.stems[day]]
             self.senders[self.owner[day]].send(("offset", day, f.place(chunk)))
-            if day + 1 == self.days or mk.first_of_file(day + 1):
+            if mk.last_of_file(day):
                 f.finish()
 
     def _write_tables(self) -> None:
@@ -531,10 +534,9 @@ class _Parent:
             self.table_next += 1
             if table is None:
                 continue
-            last = day + 1 == self.days or mk.first_of_file(day + 1)
             self.pq_futures.append(self.pq_pool.submit(
-                self._write_table, mk.stems[day], mk.path(day), mk.first_of_file(day), last,
-                table))
+                self._write_table, mk.stems[day], mk.path(day), mk.first_of_file(day),
+                mk.last_of_file(day), table))
 
     def _write_table(self, stem, path, first: bool, last: bool, table: pa.Table) -> None:
         if first:
