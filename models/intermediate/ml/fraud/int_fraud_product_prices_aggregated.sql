@@ -5,23 +5,67 @@
 -- category (the var fraud_cheap_quantile quantile of the price norms of the
 -- products of the same category_id). Zero prices are display glitches of
 -- the feed and are left out of the norm.
+--
+-- median(price) over the events keeps every view of every product in memory
+-- and cannot spill (it ran out of memory on a full month), so the views are
+-- first counted per product and distinct price (a spillable hash aggregate,
+-- small: a product has few prices) and the exact median is read from the
+-- cumulative counts. A product's category_id is its smallest one (a product
+-- normally has a single category_id).
 with sessionized_events as (
 
     select * from {{ ref('int_events_sessionized') }}
 
 ),
 
-product_prices as (
+price_views as (
 
     select
         product_id,
-        any_value(category_id) as category_id,
-        median(price) as median_view_price,
-        count(*) as priced_views
+        price,
+        min(category_id) as category_id,
+        count(*) as views_at_price
     from sessionized_events
     where
         event_type = 'view'
         and price > 0
+    group by 1, 2
+
+),
+
+price_views_cumulated as (
+
+    select
+        product_id,
+        price,
+        category_id,
+        views_at_price,
+        sum(views_at_price) over (
+            partition by product_id
+            order by price asc
+            rows between unbounded preceding and current row
+        ) as views_up_to_price,
+        sum(views_at_price) over (partition by product_id) as product_views
+    from price_views
+
+),
+
+-- Of n views in price order, the middle ones are view number ceil(n / 2)
+-- (the first price whose cumulative count reaches half of n) and view
+-- number floor(n / 2) + 1 (the first price past half of n), the same view
+-- when n is odd. list_median over the two gives exactly what median() over
+-- all the views gives: their mean, cut to the cent on DECIMAL(12,2) prices.
+product_prices as (
+
+    select
+        product_id,
+        min(category_id) as category_id,
+        list_median([
+            min(price) filter (where 2 * views_up_to_price >= product_views),
+            min(price) filter (where 2 * views_up_to_price > product_views)
+        ]) as median_view_price,
+        cast(sum(views_at_price) as bigint) as priced_views
+    from price_views_cumulated
     group by 1
 
 ),
