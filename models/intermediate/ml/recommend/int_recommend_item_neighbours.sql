@@ -7,7 +7,12 @@
 -- day, for production), in one self-join of the sessions. Sessions keep at
 -- most var recs_max_items_per_session products (strongest interaction first,
 -- then most recent), which bounds the self-join; they are joined on a 64-bit
--- hash of the session id.
+-- hash of the session id. Co-occurrence is symmetric, so each pair is counted
+-- once (product_id < neighbour_product_id) and read from both ends. Only the
+-- pairs at or above a product's floor (its var recs_neighbours-th best
+-- similarity, from a top-n aggregate) are sorted: any pair ranked above a kept
+-- neighbour is at least as similar, so the ranks are those of sorting all of
+-- the product's pairs.
 {%- set max_items = var('recs_max_items_per_session') | int %}
 {%- set neighbours = var('recs_neighbours') | int %}
 with session_items as (
@@ -72,6 +77,8 @@ item_totals as (
 
 session_pairs as (
 
+    -- each unordered pair once: is_train is the session's, so both orders of
+    -- a pair add up the same
     select
         left_items.product_id,
         right_items.product_id as neighbour_product_id,
@@ -87,12 +94,12 @@ session_pairs as (
     inner join capped as right_items
         on
             left_items.session_key = right_items.session_key
-            and left_items.product_id != right_items.product_id
+            and left_items.product_id < right_items.product_id
     group by 1, 2
 
 ),
 
-similarities as (
+pair_similarities as (
 
     select
         session_pairs.product_id,
@@ -117,29 +124,96 @@ similarities as (
 
 ),
 
-ranked as (
+product_similarities as (
 
+    -- every pair from both of its ends, similarities only
     select
-        *,
-        case
-            when train_co_sessions > 0
-                then
-                    row_number() over (
-                        partition by product_id, train_co_sessions > 0
-                        order by
-                            train_similarity desc,
-                            train_co_weight desc,
-                            neighbour_product_id asc
-                    )
-        end as train_rank,
-        row_number() over (
-            partition by product_id
-            order by
-                full_similarity desc,
-                full_co_weight desc,
-                neighbour_product_id asc
-        ) as full_rank
-    from similarities
+        pair_similarities.product_id,
+        pair_similarities.train_co_sessions,
+        pair_similarities.train_similarity,
+        pair_similarities.full_similarity
+    from pair_similarities
+    union all
+    select
+        pair_similarities.neighbour_product_id as product_id,
+        pair_similarities.train_co_sessions,
+        pair_similarities.train_similarity,
+        pair_similarities.full_similarity
+    from pair_similarities
+
+),
+
+similarity_floors as (
+
+    -- the var recs_neighbours-th best similarity of each product (its worst
+    -- when it has fewer pairs); the train window only counts pairs sharing a
+    -- train session, as its rank does
+    select
+        product_id,
+        list_min(
+            max(train_similarity, {{ neighbours }}) filter (
+                where train_co_sessions > 0
+            )
+        ) as train_floor,
+        list_min(max(full_similarity, {{ neighbours }})) as full_floor
+    from product_similarities
+    group by 1
+
+),
+
+candidates as (
+
+    -- the pairs at or above the floor of either end, from that end (no train
+    -- session: a NULL train similarity, never a train candidate)
+    select
+        pair_similarities.product_id,
+        pair_similarities.neighbour_product_id,
+        pair_similarities.train_co_weight,
+        pair_similarities.train_co_sessions,
+        pair_similarities.full_co_weight,
+        pair_similarities.full_co_sessions,
+        pair_similarities.train_similarity,
+        pair_similarities.full_similarity,
+        (
+            pair_similarities.train_co_sessions > 0
+            and pair_similarities.train_similarity
+            >= similarity_floors.train_floor
+        ) as is_train_candidate,
+        (
+            pair_similarities.full_similarity >= similarity_floors.full_floor
+        ) as is_full_candidate
+    from pair_similarities
+    inner join similarity_floors
+        on pair_similarities.product_id = similarity_floors.product_id
+    where
+        pair_similarities.train_similarity >= similarity_floors.train_floor
+        or pair_similarities.full_similarity >= similarity_floors.full_floor
+    union all
+    select
+        pair_similarities.neighbour_product_id as product_id,
+        pair_similarities.product_id as neighbour_product_id,
+        pair_similarities.train_co_weight,
+        pair_similarities.train_co_sessions,
+        pair_similarities.full_co_weight,
+        pair_similarities.full_co_sessions,
+        pair_similarities.train_similarity,
+        pair_similarities.full_similarity,
+        (
+            pair_similarities.train_co_sessions > 0
+            and pair_similarities.train_similarity
+            >= similarity_floors.train_floor
+        ) as is_train_candidate,
+        (
+            pair_similarities.full_similarity >= similarity_floors.full_floor
+        ) as is_full_candidate
+    from pair_similarities
+    inner join similarity_floors
+        on
+            pair_similarities.neighbour_product_id
+            = similarity_floors.product_id
+    where
+        pair_similarities.train_similarity >= similarity_floors.train_floor
+        or pair_similarities.full_similarity >= similarity_floors.full_floor
 
 ),
 
@@ -152,9 +226,16 @@ final as (
         train_co_weight as co_weight,
         train_co_sessions as co_sessions,
         train_similarity as similarity,
-        train_rank as neighbour_rank
-    from ranked
-    where train_rank <= {{ neighbours }}
+        row_number() over (
+            partition by product_id
+            order by
+                train_similarity desc,
+                train_co_weight desc,
+                neighbour_product_id asc
+        ) as neighbour_rank
+    from candidates
+    where is_train_candidate
+    qualify neighbour_rank <= {{ neighbours }}
     union all
     select
         'full' as window_role,
@@ -163,9 +244,16 @@ final as (
         full_co_weight as co_weight,
         full_co_sessions as co_sessions,
         full_similarity as similarity,
-        full_rank as neighbour_rank
-    from ranked
-    where full_rank <= {{ neighbours }}
+        row_number() over (
+            partition by product_id
+            order by
+                full_similarity desc,
+                full_co_weight desc,
+                neighbour_product_id asc
+        ) as neighbour_rank
+    from candidates
+    where is_full_candidate
+    qualify neighbour_rank <= {{ neighbours }}
 
 )
 
