@@ -339,7 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notes", default="", help="a remark printed with the results")
     # 6GB leaves the Python models of the same process room under the 8 GB RSS target.
     parser.add_argument("--memory-limit", default="6GB", help="DuckDB memory_limit")
-    parser.add_argument("--threads", type=int, default=2, help="dbt threads")
+    # One dbt thread: every DuckDB query already uses all cores, and two heavy nodes at once
+    # split memory_limit between them and spill (at 67.5M each took about twice as long).
+    parser.add_argument("--threads", type=int, default=1, help="dbt threads")
     parser.add_argument("--spark-driver-memory", default="8g")
     parser.add_argument("--skip-spark", action="store_true")
     parser.add_argument("--keep-warehouses", action="store_true",
