@@ -25,35 +25,34 @@ purchases as (
 
 ),
 
-minute_rates as (
+-- The minutes roll up to clock hours and the hours to the session: one pass
+-- over the session minutes gives both the minute and the hour rates.
+session_hours as (
 
     select
         session_id,
+        {{ dbt.date_trunc('hour', 'minute_at') }} as hour_at,
+        sum(events) as events,
         max(views) as peak_views_per_minute,
-        count(*) as active_minutes,
-        sum(events) filter (
-            where
-            extract(hour from minute_at)
-            in ({{ night_hours | join(', ') }})
-        ) as night_events
+        count(*) as active_minutes
     from session_minutes
-    group by 1
+    group by 1, 2
 
 ),
 
-hour_rates as (
+session_rates as (
 
     select
         session_id,
-        max(events) as peak_events_per_hour
-    from (
-        select
-            session_id,
-            {{ dbt.date_trunc('hour', 'minute_at') }} as hour_at,
-            sum(events) as events
-        from session_minutes
-        group by 1, 2
-    ) as session_hours
+        max(peak_views_per_minute) as peak_views_per_minute,
+        sum(active_minutes) as active_minutes,
+        max(events) as peak_events_per_hour,
+        sum(events) filter (
+            where
+            extract(hour from hour_at)
+            in ({{ night_hours | join(', ') }})
+        ) as night_events
+    from session_hours
     group by 1
 
 ),
@@ -99,14 +98,14 @@ final as (
         sessions.views,  -- noqa: RF04
         sessions.purchases,
         sessions.revenue,
-        cast(minute_rates.active_minutes as integer) as active_minutes,
-        cast(minute_rates.peak_views_per_minute as integer)
+        cast(session_rates.active_minutes as integer) as active_minutes,
+        cast(session_rates.peak_views_per_minute as integer)
             as peak_views_per_minute,
-        cast(sessions.views as double) / minute_rates.active_minutes
+        cast(sessions.views as double) / session_rates.active_minutes
             as views_per_active_minute,
-        cast(hour_rates.peak_events_per_hour as integer)
+        cast(session_rates.peak_events_per_hour as integer)
             as peak_events_per_hour,
-        coalesce(cast(minute_rates.night_events as double), 0)
+        coalesce(cast(session_rates.night_events as double), 0)
         / sessions.events as night_event_share,
         cast(coalesce(purchase_evidence.blind_purchases, 0) as integer)
             as blind_purchases,
@@ -142,10 +141,8 @@ final as (
             raw_session_users.users_sharing_raw_session > 1 as integer
         ) as shared_raw_sessions
     from sessions
-    inner join minute_rates
-        on sessions.session_id = minute_rates.session_id
-    inner join hour_rates
-        on sessions.session_id = hour_rates.session_id
+    inner join session_rates
+        on sessions.session_id = session_rates.session_id
     left join purchase_evidence
         on sessions.session_id = purchase_evidence.session_id
     left join raw_session_users
