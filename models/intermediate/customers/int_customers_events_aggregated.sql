@@ -3,7 +3,8 @@
 -- Two hash aggregates over the staged events (user x category_code and
 -- user x brand), each rolled up to the user; no sort, no window: the
 -- favourite is the max_by of a (purchases, views, latest event, name) key.
-with events as (
+-- read twice or more: inlined, so DuckDB does not first copy the whole table
+with events as not materialized (
 
     select * from {{ ref('stg_rees46__events') }}
 

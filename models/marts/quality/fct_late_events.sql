@@ -3,7 +3,8 @@
 -- than var incremental_lookback_hours (docs block late_events). Such events
 -- are in staging but in no behaviour mart until a --full-refresh, so they are
 -- listed here to be counted, not silently lost. Empty after a full refresh.
-with staged_events as (
+-- read twice or more: inlined, so DuckDB does not first copy the whole table
+with staged_events as not materialized (
 
     select * from {{ ref('stg_rees46__events') }}
 

@@ -7,7 +7,8 @@
 -- test split is the last var cross_sell_test_days days of basket sessions.
 -- Sessions with more than var cross_sell_max_basket_products products stay
 -- here with is_oversized = true; rule mining and evaluation leave them out.
-with sessionized_events as (
+-- read twice or more: inlined, so DuckDB does not first copy the whole table
+with sessionized_events as not materialized (
 
     select * from {{ ref('int_events_sessionized') }}
 

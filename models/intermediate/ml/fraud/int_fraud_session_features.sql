@@ -7,7 +7,8 @@
 -- minute, views per active minute, peak events in a clock hour), purchase
 -- evidence (purchases without a view, prices far from the norm, bursts,
 -- cheap items) and whether the raw session id is shared by several users.
-with sessions as (
+-- read twice or more: inlined, so DuckDB does not first copy the whole table
+with sessions as not materialized (
 
     select * from {{ ref('fct_sessions') }}
 

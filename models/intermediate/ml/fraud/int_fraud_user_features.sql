@@ -11,7 +11,8 @@ with session_features as (
 
 ),
 
-session_minutes as (
+-- read twice or more: inlined, so DuckDB does not first copy the whole table
+session_minutes as not materialized (
 
     select * from {{ ref('int_fraud_session_minutes_aggregated') }}
 

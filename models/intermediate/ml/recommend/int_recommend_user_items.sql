@@ -14,7 +14,8 @@
 {%- set half_life = var('recs_half_life_days') | float %}
 {%- set max_eval_users = var('recs_max_eval_users') | int %}
 {%- set seed = var('ml_seed') | int %}
-with session_items as (
+-- read twice or more: inlined, so DuckDB does not first copy the whole table
+with session_items as not materialized (
 
     select * from {{ ref('int_recommend_session_items') }}
 
