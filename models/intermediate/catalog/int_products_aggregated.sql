@@ -1,9 +1,11 @@
 -- One row per product seen in the events: its latest attributes, price
 -- statistics and event counts over the whole period. The only catalog model
 -- that reads events; dim_products, dim_categories, dim_brands and the
--- performance marts all start from it. Two passes over the staged events:
--- one hash aggregate for everything, and one window over three narrow
--- columns (product_id, event_at, price) for the number of price changes.
+-- performance marts all start from it. Three reads of the staged events,
+-- each of only the columns it needs (one shared CTE would be materialised
+-- with every column): one hash aggregate for everything else, one narrow
+-- (product_id, price) aggregate for the number of distinct prices, and one
+-- window over (product_id, event_at, price) for the number of price changes.
 with events as (
 
     select * from {{ ref('stg_rees46__events') }}
@@ -31,7 +33,6 @@ aggregated as (
         max(price) as max_price,
         avg(price) as avg_price,
         max_by(price, event_at) as latest_price,
-        count(distinct price) as distinct_prices,
         count(*) as events,
         count(*) filter (where event_type = 'view') as views,  -- noqa: RF04
         count(*) filter (where event_type = 'cart') as carts,
@@ -44,6 +45,38 @@ aggregated as (
 
 ),
 
+-- count(distinct price) inside the aggregate above would be planned as a
+-- second aggregate over the same events, which materialises them with every
+-- column; a narrow (product_id, price) aggregate of its own does not
+product_price_values as (
+
+    select distinct
+        product_id,
+        price
+    from {{ ref('stg_rees46__events') }}
+
+),
+
+distinct_prices as (
+
+    select
+        product_id,
+        count(price) as distinct_prices
+    from product_price_values
+    group by 1
+
+),
+
+price_points as (
+
+    select
+        product_id,
+        event_at,
+        price
+    from {{ ref('stg_rees46__events') }}
+
+),
+
 price_steps as (
 
     select
@@ -52,7 +85,7 @@ price_steps as (
             partition by product_id
             order by event_at asc, price asc
         ) as is_price_change
-    from events
+    from price_points
 
 ),
 
@@ -92,7 +125,9 @@ final as (
         aggregated.max_price,
         cast(aggregated.avg_price as decimal(12, 2)) as avg_price,
         aggregated.latest_price,
-        cast(aggregated.distinct_prices as integer) as distinct_prices,
+        cast(
+            distinct_prices.distinct_prices as integer
+        ) as distinct_prices,
         cast(price_changes.price_changes as integer) as price_changes,
         cast(aggregated.events as bigint) as events,
         cast(aggregated.views as bigint) as views,  -- noqa: RF04
@@ -100,6 +135,8 @@ final as (
         cast(aggregated.removes_from_cart as bigint) as removes_from_cart,
         cast(aggregated.purchase_events as bigint) as purchase_events
     from aggregated
+    inner join distinct_prices
+        on aggregated.product_id = distinct_prices.product_id
     inner join price_changes
         on aggregated.product_id = price_changes.product_id
 

@@ -7,13 +7,11 @@
 -- when the session never viewed it), is it a cheap item of its
 -- category, and how many purchases the user made in the var
 -- fraud_burst_minutes minutes up to and including this one.
-with sessionized_events as (
-
-    select * from {{ ref('int_events_sessionized') }}
-
-),
-
-product_prices as (
+--
+-- Two reads of the sessionised events, each of only the columns it needs (one
+-- shared CTE would be materialised with every column of every event): the
+-- purchases, and the views of the products they bought.
+with product_prices as (
 
     select * from {{ ref('int_fraud_product_prices_aggregated') }}
 
@@ -29,7 +27,7 @@ purchases as (
         raw_session_id,
         product_id,
         price
-    from sessionized_events
+    from {{ ref('int_events_sessionized') }}
     where event_type = 'purchase'
 
 ),
@@ -43,23 +41,34 @@ purchased_products as (
 
 ),
 
+views as (
+
+    select
+        session_id,
+        product_id,
+        event_at,
+        price
+    from {{ ref('int_events_sessionized') }}
+    where event_type = 'view'
+
+),
+
 first_views as (
 
     -- first view of each purchased product in the purchasing session
     select
-        sessionized_events.session_id,
-        sessionized_events.product_id,
-        min(sessionized_events.event_at) as first_viewed_at,
+        views.session_id,
+        views.product_id,
+        min(views.event_at) as first_viewed_at,
         -- the price the session was shown (latest positive view price)
         arg_max(
-            sessionized_events.price, sessionized_events.event_at
-        ) filter (where sessionized_events.price > 0) as viewed_price
-    from sessionized_events
+            views.price, views.event_at
+        ) filter (where views.price > 0) as viewed_price
+    from views
     inner join purchased_products
         on
-            sessionized_events.session_id = purchased_products.session_id
-            and sessionized_events.product_id = purchased_products.product_id
-    where sessionized_events.event_type = 'view'
+            views.session_id = purchased_products.session_id
+            and views.product_id = purchased_products.product_id
     group by 1, 2
 
 ),
