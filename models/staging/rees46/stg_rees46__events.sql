@@ -9,7 +9,8 @@
 -- that counts them. Incremental: only base rows loaded after this table's
 -- latest load are read, and an event seen again is rewritten with its new
 -- count, so a batch of duplicates is counted, never added.
-with base_events as (
+-- read twice or more: inlined, so DuckDB does not first copy the whole table
+with base_events as not materialized (
 
     select * from {{ ref('base_rees46__events') }}
     {{ rees46_loaded_after_this() }}
@@ -33,7 +34,7 @@ load_files as (
     select
         source_file,
         row_number() over (order by source_file) as file_number
-    from (select distinct validated.source_file from validated) as files
+    from (select distinct base_events.source_file from base_events) as files
 
 ),
 
