@@ -5,7 +5,12 @@
     on_schema_change='fail',
 ) }}
 
--- One row per session, aggregated in one pass over the sessionised events.
+-- One row per session: a hash aggregate per session for the counts and
+-- times, and one per session x viewed product (view events only) for
+-- distinct_products_viewed. The session is grouped by session_id and the
+-- columns it is made of, so no text rides along as an aggregate state, and
+-- is_resplit looks up the few raw session ids with several sessions instead
+-- of a window over every session.
 -- Incremental like int_events_sessionized: every raw session id with an event
 -- newer than the latest session end minus var incremental_lookback_hours is
 -- re-aggregated whole (delete+insert keyed on raw_session_id).
@@ -56,45 +61,82 @@ with sessionized_events as (
 
 {% endif %}
 
-aggregated as (
+session_totals as (
 
+    -- user_id, raw_session_id and session_number make session_id: grouping
+    -- by them too splits no session.
     select
         session_id,
-        any_value(user_id) as user_id,
-        any_value(raw_session_id) as raw_session_id,
-        any_value(session_number) as session_number,
+        user_id,
+        raw_session_id,
+        session_number,
         min(event_at) as session_started_at,
         max(event_at) as session_ended_at,
         count(*) as events,
         count(*) filter (where event_type = 'view') as views,  -- noqa: RF04
         count(*) filter (where event_type = 'cart') as carts,
         count(*) filter (where event_type = 'purchase') as purchases,
-        count(distinct product_id) filter (
-            where event_type = 'view'
-        ) as distinct_products_viewed,
         coalesce(
             sum(price) filter (where event_type = 'purchase'), 0
         ) as revenue,
-        min_by(
-            category_code,
-            case
-                when category_code is not null
-                    then event_number_in_raw_session
-            end
+        min_by(category_code, event_number_in_raw_session) filter (
+            where category_code is not null
         ) as first_category_code,
-        max_by(
-            category_code,
-            case
-                when category_code is not null
-                    then event_number_in_raw_session
-            end
+        max_by(category_code, event_number_in_raw_session) filter (
+            where category_code is not null
         ) as last_category_code,
         min(event_at) filter (where event_type = 'cart') as first_cart_at,
         min(event_at) filter (
             where event_type = 'purchase'
         ) as first_purchase_at
     from events_to_process
+    group by 1, 2, 3, 4
+
+),
+
+viewed_products as (
+
+    select
+        session_id,
+        product_id
+    from events_to_process
+    where event_type = 'view' and product_id is not null
+    group by 1, 2
+
+),
+
+products_viewed_per_session as (
+
+    select
+        session_id,
+        count(*) as distinct_products_viewed
+    from viewed_products
     group by 1
+
+),
+
+aggregated as (
+
+    select
+        session_totals.*,
+        coalesce(
+            products_viewed_per_session.distinct_products_viewed, 0
+        ) as distinct_products_viewed
+    from session_totals
+    left join products_viewed_per_session
+        on session_totals.session_id = products_viewed_per_session.session_id
+
+),
+
+-- Raw session ids cut into several sessions (by a gap, or shared by users):
+-- a small set, so the flag is a lookup. Raw sessions are re-aggregated whole,
+-- so this holds in an incremental run too.
+resplit_raw_sessions as (
+
+    select raw_session_id
+    from aggregated
+    group by 1
+    having count(*) > 1
 
 ),
 
@@ -129,7 +171,10 @@ final as (
             'session_started_at', 'first_purchase_at', 'second'
         ) }} as bigint) as seconds_to_first_purchase,
         events = 1 as is_bounce,
-        count(*) over (partition by raw_session_id) > 1 as is_resplit,
+        raw_session_id in (
+            select resplit_raw_sessions.raw_session_id
+            from resplit_raw_sessions
+        ) as is_resplit,
         {{ dbt.datediff(
             'session_started_at', 'session_ended_at', 'second'
         ) }} > {{ var('session_max_hours') | int }} * 3600 as is_long_session
