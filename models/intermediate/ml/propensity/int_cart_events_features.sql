@@ -5,17 +5,14 @@
 -- label "this user buys this product in the same session or within var
 -- propensity_cart_horizon_hours of the cart", and the row's role in the
 -- time split (docs block propensity_cart_rule).
+--
+-- Each CTE reads only the columns and rows it needs from the events (a
+-- shared `select *` of them would be materialised whole): the running counts
+-- sort only the narrow events of sessions with a cart, once; the product
+-- counts and the user history come from the carts and purchases alone.
 {%- set horizon_hours = var('propensity_cart_horizon_hours') | int %}
 {%- set gap_minutes = var('session_inactivity_minutes') | int %}
-{%- set test_days = var('ml_label_horizon_days') | int %}
-{%- set cutoff = var('ml_cutoff_date') %}
-with events as (
-
-    select * from {{ ref('int_events_sessionized') }}
-
-),
-
-sessions as (
+with sessions as (
 
     select * from {{ ref('fct_sessions') }}
 
@@ -23,17 +20,24 @@ sessions as (
 
 bounds as (
 
+    {{ propensity_bounds() }}
+
+),
+
+cart_events as (
+
     select
-        max(event_at) as data_end_at,
-        {% if cutoff is none -%}
-            cast(
-                {{ dbt.dateadd('day', -test_days, 'max(event_date)') }}
-                as timestamp
-            )
-        {%- else -%}
-            cast('{{ cutoff }}' as timestamp)
-        {%- endif %} as cutoff_at
-    from events
+        event_id,
+        session_id,
+        user_id,
+        product_id,
+        event_at,
+        price,
+        category_l1,
+        brand,
+        event_number_in_raw_session
+    from {{ ref('int_events_sessionized') }}
+    where event_type = 'cart'
 
 ),
 
@@ -44,11 +48,12 @@ purchases as (
         user_id,
         product_id,
         event_at
-    from events
+    from {{ ref('int_events_sessionized') }}
     where event_type = 'purchase'
 
 ),
 
+-- Only users with a cart get rows; each keeps all their sessions.
 user_sessions as (
 
     select
@@ -68,40 +73,31 @@ user_sessions as (
             'second',
         ) }} / 3600.0 as hours_since_previous_session
     from sessions
+    where user_id in (select cart_events.user_id from cart_events)
 
 ),
 
-cart_sessions as (
-
-    select distinct session_id
-    from events
-    where event_type = 'cart'
-
-),
-
-session_events as (
-
-    select events.*
-    from events
-    inner join cart_sessions
-        on events.session_id = cart_sessions.session_id
-
-),
-
--- Running counts over the session in event order: each row sees only the
--- events up to and including itself.
-positioned as (
+cart_session_events as (
 
     select
-        event_id,
         session_id,
-        user_id,
         product_id,
         event_type,
-        event_at,
         price,
-        category_l1,
-        brand,
+        event_number_in_raw_session
+    from {{ ref('int_events_sessionized') }}
+    where session_id in (select cart_events.session_id from cart_events)
+
+),
+
+-- Running counts over the session in event order: each cart sees only the
+-- events up to and including itself.
+session_so_far as (
+
+    select
+        session_id,
+        event_type,
+        event_number_in_raw_session,
         row_number() over session_so_far as session_events_so_far,
         sum(case when event_type = 'view' then 1 else 0 end)
             over session_so_far as session_views_so_far,
@@ -111,53 +107,73 @@ positioned as (
             over session_so_far as session_removes_so_far,
         sum(case when event_type = 'purchase' then 1 else 0 end)
             over session_so_far as session_purchases_so_far,
-        sum(case when event_type = 'view' then 1 else 0 end)
-            over product_so_far as product_views_so_far,
-        sum(case when event_type = 'cart' then 1 else 0 end)
-            over product_so_far as product_carts_so_far,
         max(price) over session_so_far as session_max_price_so_far
-    from session_events
+    from cart_session_events
     window
         session_so_far as (
             partition by session_id
             order by event_number_in_raw_session asc
             rows between unbounded preceding and current row
-        ),
-        product_so_far as (
-            partition by session_id, product_id
-            order by event_number_in_raw_session asc
-            rows between unbounded preceding and current row
         )
+    qualify event_type = 'cart'
+
+),
+
+-- The same product's views and carts in the session up to the cart: a join
+-- of each cart to the few events of its product, not a second sort.
+product_so_far as (
+
+    select
+        cart_events.event_id,
+        sum(case when cart_session_events.event_type = 'view' then 1 else 0 end)
+            as product_views_so_far,
+        sum(case when cart_session_events.event_type = 'cart' then 1 else 0 end)
+            as product_carts_so_far
+    from cart_events
+    inner join cart_session_events
+        on
+            cart_events.session_id = cart_session_events.session_id
+            and cart_events.product_id
+            is not distinct from cart_session_events.product_id
+            and cart_events.event_number_in_raw_session
+            >= cart_session_events.event_number_in_raw_session
+    where cart_session_events.event_type in ('view', 'cart')
+    group by 1
 
 ),
 
 carts as (
 
     select
-        positioned.*,
+        cart_events.*,
+        session_so_far.session_events_so_far,
+        session_so_far.session_views_so_far,
+        session_so_far.session_carts_so_far,
+        session_so_far.session_removes_so_far,
+        session_so_far.session_purchases_so_far,
+        session_so_far.session_max_price_so_far,
+        product_so_far.product_views_so_far,
+        product_so_far.product_carts_so_far,
         user_sessions.session_started_at,
         user_sessions.session_ended_at,
         user_sessions.user_prior_sessions,
         user_sessions.hours_since_previous_session
-    from positioned
+    from cart_events
+    inner join session_so_far
+        on
+            cart_events.session_id = session_so_far.session_id
+            and cart_events.event_number_in_raw_session
+            = session_so_far.event_number_in_raw_session
+    inner join product_so_far
+        on cart_events.event_id = product_so_far.event_id
     inner join user_sessions
-        on positioned.session_id = user_sessions.session_id
-    where positioned.event_type = 'cart'
+        on cart_events.session_id = user_sessions.session_id
 
 ),
 
 user_history as (
 
-    select
-        carts.event_id,
-        count(purchases.event_at) as user_prior_purchases,
-        count(distinct purchases.session_id) as user_prior_orders
-    from carts
-    left join purchases
-        on
-            carts.user_id = purchases.user_id
-            and carts.session_started_at > purchases.event_at
-    group by 1
+    {{ propensity_user_history('carts', 'event_id') }}
 
 ),
 

@@ -5,17 +5,22 @@
 -- prediction point is the k-th event), the user's history before the session
 -- started, the label "the session purchases", and the row's role in the time
 -- split (docs block propensity_session_rule).
+--
+-- Each CTE reads only the columns and rows it needs from the events (a
+-- shared `select *` of them would be materialised whole): only the first k
+-- events of each session are read past the scan, with no join or sort of
+-- all the events.
 {%- set k = var('propensity_session_prefix_events') | int %}
+{%- set ranks = range(1, k + 1) %}
+{#- The values whose distinct count over the first k events is a feature. #}
+{%- set distinct_values = {
+    'products': 'product_id',
+    'carted_products': "case when event_type = 'cart' then product_id end",
+    'categories': "coalesce(category_l1, 'unknown')",
+    'brands': 'brand',
+} %}
 {%- set gap_minutes = var('session_inactivity_minutes') | int %}
-{%- set test_days = var('ml_label_horizon_days') | int %}
-{%- set cutoff = var('ml_cutoff_date') %}
-with events as (
-
-    select * from {{ ref('int_events_sessionized') }}
-
-),
-
-sessions as (
+with sessions as (
 
     select * from {{ ref('fct_sessions') }}
 
@@ -23,17 +28,7 @@ sessions as (
 
 bounds as (
 
-    select
-        max(event_at) as data_end_at,
-        {% if cutoff is none -%}
-            cast(
-                {{ dbt.dateadd('day', -test_days, 'max(event_date)') }}
-                as timestamp
-            )
-        {%- else -%}
-            cast('{{ cutoff }}' as timestamp)
-        {%- endif %} as cutoff_at
-    from events
+    {{ propensity_bounds() }}
 
 ),
 
@@ -43,7 +38,7 @@ purchases as (
         session_id,
         user_id,
         event_at
-    from events
+    from {{ ref('int_events_sessionized') }}
     where event_type = 'purchase'
 
 ),
@@ -73,109 +68,142 @@ user_sessions as (
 
 ),
 
--- A session is a contiguous run of its raw session id's events, so an
--- event's rank in its session is its rank in the raw id minus the session's
--- first rank: an aggregate and a join instead of another sort of the events.
-session_first_events as (
-
-    select
-        events.session_id,
-        min(events.event_number_in_raw_session) as first_event_number
-    from events
-    inner join user_sessions
-        on events.session_id = user_sessions.session_id
-    group by 1
-
-),
-
-ranked as (
-
-    select
-        events.session_id,
-        events.event_type,
-        events.event_at,
-        events.product_id,
-        events.category_l1,
-        events.brand,
-        events.price,
-        events.event_number_in_raw_session
-        - session_first_events.first_event_number + 1 as event_rank
-    from events
-    inner join session_first_events
-        on events.session_id = session_first_events.session_id
-
-),
-
-first_purchases as (
+-- The first k events of the sessions with at least k events (filtered in
+-- each scan, where the join filter skips the other sessions' rows). A
+-- session is a contiguous run of its raw session id's events, numbered from
+-- 1 in the raw id, so an event's rank in its session is its number minus the
+-- number of the session's first event (is_session_start) plus 1: the number
+-- itself in a raw id's first session.
+resplit_session_starts as (
 
     select
         session_id,
-        min(event_rank) as first_purchase_rank
-    from ranked
-    where event_type = 'purchase'
-    group by 1
-
-),
-
--- The first k events of sessions whose first purchase (if any) comes later.
-prefix_events as (
-
-    select ranked.*
-    from ranked
-    left join first_purchases
-        on ranked.session_id = first_purchases.session_id
+        event_number_in_raw_session as first_event_number
+    from {{ ref('int_events_sessionized') }}
     where
-        ranked.event_rank <= {{ k }}
-        and coalesce(first_purchases.first_purchase_rank, {{ k + 1 }})
-        > {{ k }}
+        is_session_start
+        and session_number > 1
+        and session_id in (select user_sessions.session_id from user_sessions)
 
 ),
 
+first_events as (
+
+    select
+        session_id,
+        event_type,
+        event_at,
+        product_id,
+        category_l1,
+        brand,
+        price,
+        event_number_in_raw_session as event_rank
+    from {{ ref('int_events_sessionized') }}
+    where
+        session_number = 1
+        and event_number_in_raw_session <= {{ k }}
+        and session_id in (select user_sessions.session_id from user_sessions)
+
+    union all
+
+    select
+        resplit_events.session_id,
+        resplit_events.event_type,
+        resplit_events.event_at,
+        resplit_events.product_id,
+        resplit_events.category_l1,
+        resplit_events.brand,
+        resplit_events.price,
+        resplit_events.event_number_in_raw_session
+        - resplit_session_starts.first_event_number + 1 as event_rank
+    from {{ ref('int_events_sessionized') }} as resplit_events
+    inner join resplit_session_starts
+        on resplit_events.session_id = resplit_session_starts.session_id
+    where
+        resplit_events.session_number > 1
+        and resplit_events.event_number_in_raw_session
+        < resplit_session_starts.first_event_number + {{ k }}
+
+),
+
+-- Sessions whose first k events hold no purchase (the session's first
+-- purchase, if any, comes later). The products, carted products, categories
+-- and brands of those events are laid out by rank, so each distinct count
+-- compares k columns of one row instead of building a hash aggregate of its
+-- own over all the events.
 prefix_aggregated as (
 
     select
         session_id,
-        count(*) as prefix_events,
         max(event_at) as predicted_at,
         sum(case when event_type = 'view' then 1 else 0 end) as prefix_views,
         sum(case when event_type = 'cart' then 1 else 0 end) as prefix_carts,
         sum(
             case when event_type = 'remove_from_cart' then 1 else 0 end
         ) as prefix_removes,
-        count(distinct product_id) as prefix_distinct_products,
-        count(distinct case when event_type = 'cart' then product_id end)
-            as prefix_distinct_carted_products,
-        count(distinct coalesce(category_l1, 'unknown'))
-            as prefix_distinct_categories,
-        count(distinct brand) as prefix_distinct_brands,
-        avg(price) as prefix_mean_price,
+        -- The mean as double sum / count, which avg() on this DECIMAL
+        -- gives in some plans and not others (one ulp apart): stable.
+        cast(sum(price) as double) / count(price) as prefix_mean_price,
         max(price) as prefix_max_price,
         min(price) as prefix_min_price,
         avg(case when category_l1 is null then 1.0 else 0.0 end)
             as prefix_unknown_category_share,
         avg(case when brand is null then 1.0 else 0.0 end)
             as prefix_unknown_brand_share,
+        {%- for name, value in distinct_values.items() %}
+            {%- for rank in ranks %}
+                max(case when event_rank = {{ rank }} then {{ value }} end)
+                    as {{ name }}_{{ rank }},
+            {%- endfor %}
+        {%- endfor %}
         max(case when event_rank = 1 then category_l1 end)
             as first_category_l1
-    from prefix_events
+    from first_events
     group by 1
+    having
+        count(*) = {{ k }}
+        and count(*) filter (where event_type = 'purchase') = 0
+
+),
+
+prefix_sessions as (
+
+    select
+        prefix_aggregated.session_id,
+        prefix_aggregated.predicted_at,
+        prefix_aggregated.prefix_views,
+        prefix_aggregated.prefix_carts,
+        prefix_aggregated.prefix_removes,
+        {%- for name in distinct_values %}
+            {%- set by_rank = [] %}
+            {%- for rank in ranks %}
+                {%- do by_rank.append(
+                    'prefix_aggregated.' ~ name ~ '_' ~ rank
+                ) %}
+            {%- endfor %}
+            {{ distinct_count(by_rank) }} as prefix_distinct_{{ name }},
+        {%- endfor %}
+        prefix_aggregated.prefix_mean_price,
+        prefix_aggregated.prefix_max_price,
+        prefix_aggregated.prefix_min_price,
+        prefix_aggregated.prefix_unknown_category_share,
+        prefix_aggregated.prefix_unknown_brand_share,
+        prefix_aggregated.first_category_l1,
+        user_sessions.user_id,
+        user_sessions.session_started_at,
+        user_sessions.session_ended_at,
+        user_sessions.has_purchase,
+        user_sessions.user_prior_sessions,
+        user_sessions.hours_since_previous_session
+    from prefix_aggregated
+    inner join user_sessions
+        on prefix_aggregated.session_id = user_sessions.session_id
 
 ),
 
 user_history as (
 
-    select
-        user_sessions.session_id,
-        count(purchases.event_at) as user_prior_purchases,
-        count(distinct purchases.session_id) as user_prior_orders
-    from user_sessions
-    inner join prefix_aggregated
-        on user_sessions.session_id = prefix_aggregated.session_id
-    left join purchases
-        on
-            user_sessions.user_id = purchases.user_id
-            and user_sessions.session_started_at > purchases.event_at
-    group by 1
+    {{ propensity_user_history('prefix_sessions', 'session_id') }}
 
 ),
 
@@ -184,26 +212,18 @@ user_history as (
 timed as (
 
     select
-        prefix_aggregated.*,
-        user_sessions.user_id,
-        user_sessions.session_started_at,
-        user_sessions.has_purchase,
-        user_sessions.user_prior_sessions,
-        user_sessions.hours_since_previous_session,
+        prefix_sessions.*,
         user_history.user_prior_purchases,
         user_history.user_prior_orders,
         bounds.data_end_at,
         bounds.cutoff_at,
         {{ dbt.dateadd(
-            'minute', gap_minutes, 'user_sessions.session_ended_at'
+            'minute', gap_minutes, 'prefix_sessions.session_ended_at'
         ) }} as label_known_at
-    from prefix_aggregated
-    inner join user_sessions
-        on prefix_aggregated.session_id = user_sessions.session_id
+    from prefix_sessions
     inner join user_history
-        on prefix_aggregated.session_id = user_history.session_id
+        on prefix_sessions.session_id = user_history.session_id
     cross join bounds
-    where prefix_aggregated.prefix_events = {{ k }}
 
 ),
 
