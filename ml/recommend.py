@@ -29,7 +29,8 @@ Ranking is over the full catalogue and exact: the candidates scored are the CF
 neighbours, the top ``n + e`` products of every category the user touched and the global
 top ``n + e`` (e = the most products excluded for one user of the batch); any other
 product is beaten by ``n`` candidates that are at least as popular, in its own category
-or overall, and have no smaller CF score.
+or overall, and have no smaller CF score. Of those, a batch scores in full only the ones
+under a per-user bound on the n-th best key (see _score_batch); the result is the same.
 
 Baselines use the same scorer: ``popularity`` = global popularity only;
 ``category_popularity`` = the content term only (ties, and users without history, by
@@ -154,56 +155,140 @@ def _user_matrix(user_items: pd.DataFrame, users: np.ndarray, catalogue: Catalog
 def _score_batch(history: sparse.csr_matrix, bought: sparse.csr_matrix,
                  catalogue: Catalogue, blend: Blend, n: int,
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Top-n (row, product index, score, source code) of one batch of users."""
-    b = history.shape[0]
+    """Top-n (row, product index, score, source code) of one batch of users.
+
+    The candidates are those of the module docstring, but only the few that can reach a
+    user's top n are kept: a per-user threshold that no top-n key exceeds (the n-th
+    best of the global top `margin`, lowered while n CF entries stay under it), then the
+    CF entries under it, the global top under it and the prefix under it of each touched
+    category's popularity order (by bisection: within a category the key grows as
+    popularity falls). Scores, keys and tie order are those of the full candidate set.
+    """
+    b, size = history.shape
     uses_cf = bool(blend.cf_weight) and (catalogue.similarity.nnz > 0 or blend.self_weight)
     if uses_cf:
         cf = sparse.csr_matrix(history @ catalogue.similarity
                                + blend.self_weight * history)
-        row_max = cf.max(axis=1).toarray().ravel()
-        cf = sparse.csr_matrix(sparse.diags(np.divide(
-            1.0, row_max, out=np.zeros(b), where=row_max > 0)) @ cf)
+        counts = np.diff(cf.indptr)
+        # the row max with the implicit zeros of the row, as sparse max(axis=1) has it
+        row_max = np.zeros(b)
+        filled = counts > 0
+        if filled.any():
+            row_max[filled] = np.maximum.reduceat(cf.data, cf.indptr[:-1][filled])
+        row_max[filled & (counts < size)] = np.maximum(row_max[filled & (counts < size)], 0.0)
+        scale = np.divide(1.0, row_max, out=np.zeros(b), where=row_max > 0)
+        cf.data = scale[np.repeat(np.arange(b), counts)] * cf.data
         cf.eliminate_zeros()
     else:
-        cf = sparse.csr_matrix((b, catalogue.size))
-    affinity = (history @ catalogue.category_onehot).toarray()
+        cf = sparse.csr_matrix((b, size))
+    # history @ category_onehot, summed in the same order, without a sparse product
+    n_categories = max(catalogue.n_categories, 1)
+    affinity = np.bincount(
+        np.repeat(np.arange(b), np.diff(history.indptr)) * n_categories
+        + catalogue.category[history.indices], weights=history.data,
+        minlength=b * n_categories).astype(float).reshape(b, n_categories)
     totals = affinity.sum(axis=1, keepdims=True)
     affinity = np.divide(affinity, totals, out=np.zeros_like(affinity), where=totals > 0)
-
-    # candidates: CF neighbours, the top products of the user's categories and overall
-    margin = n + (int(bought.getnnz(axis=1).max()) if b else 0)
-    candidates = sparse.csr_matrix(cf, copy=True)
-    if blend.content_weight:
-        candidates = candidates + sparse.csr_matrix(affinity > 0).astype(float) @ \
-            catalogue.top_per_category(margin)
-    top = catalogue.by_popularity[:margin]
-    candidates = sparse.coo_matrix(candidates + sparse.csr_matrix(
-        (np.ones(b * top.size), (np.repeat(np.arange(b), top.size), np.tile(top, b))),
-        shape=(b, catalogue.size)))
-    rows, cols = candidates.row, candidates.col
-    # content and popularity terms on every candidate, shifted by +1 so that none is an
-    # explicit zero; bought products sink far below every candidate
-    content = (blend.content_weight * affinity[rows, catalogue.category[cols]]
-               * catalogue.catpop_norm[cols] + blend.popularity_weight
-               * catalogue.pop_norm[cols] + 1.0)
-    total = sparse.csr_matrix((content, (rows, cols)), shape=(b, catalogue.size))
-    total = sparse.csr_matrix(total + blend.cf_weight * cf - 1e9 * bought)
-    total.sort_indices()
-    total = total.tocoo()
-    rows, cols, score = total.row, total.col, total.data - 1.0
-    keep = score > -1e8
-    rows, cols, score = rows[keep], cols[keep], score[keep]
-    # by row, then score descending, then product id: the entries come row-major with
-    # columns (product ids) ascending, so one stable sort on a combined key does it
+    flat_affinity = affinity.ravel()
+    # ranking key: by row, then score descending (ties by product id via stable sorts);
+    # the same float expression as ever, so that near ties order the same way
     spread = 2.0 * (abs(blend.cf_weight) + abs(blend.content_weight)
                     + abs(blend.popularity_weight)) + 2.0
-    order = np.argsort(rows * spread + (spread / 2.0 - score), kind="stable")
-    rows, cols, score = rows[order], cols[order], score[order]
+
+    def content(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        # shifted by +1, the form in which it is added to the CF term
+        return (blend.content_weight
+                * flat_affinity.take(rows * n_categories + catalogue.category.take(cols))
+                * catalogue.catpop_norm.take(cols) + blend.popularity_weight
+                * catalogue.pop_norm.take(cols) + 1.0)
+
+    def key(rows: np.ndarray, score: np.ndarray) -> np.ndarray:
+        return rows * spread + (spread / 2.0 - score)
+
+    bought_codes = (np.repeat(np.arange(b, dtype=np.int64), np.diff(bought.indptr)) * size
+                    + bought.indices)
+    bought_codes.sort()
+
+    def is_bought(codes: np.ndarray) -> np.ndarray:
+        pos = np.minimum(np.searchsorted(bought_codes, codes), max(bought_codes.size - 1, 0))
+        return (bought_codes[pos] == codes) if bought_codes.size else np.zeros(codes.size, bool)
+
+    margin = n + (int(np.diff(bought.indptr).max()) if b else 0)
+    # threshold: the n-th smallest key among the user's non-bought global top `margin`
+    # (content-only keys; a CF entry's true key is never larger)
+    top = catalogue.by_popularity[:margin]
+    g_rows = np.repeat(np.arange(b), top.size)
+    g_cols = np.tile(top, b)
+    g_key = key(g_rows, content(g_rows, g_cols) - 1.0)
+    g_key[is_bought(g_rows.astype(np.int64) * size + g_cols)] = np.inf
+    if 0 < n <= top.size:
+        threshold = np.partition(g_key.reshape(b, top.size), n - 1, axis=1)[:, n - 1]
+    else:
+        threshold = np.full(b, np.inf)
+    # tightened by the CF entries: bisect each row's threshold down while at least n of
+    # its non-bought CF entries stay under it (any such value bounds the top n)
+    cf_rows = np.repeat(np.arange(b), np.diff(cf.indptr))
+    cf_key = key(cf_rows, content(cf_rows, cf.indices) + blend.cf_weight * cf.data - 1.0)
+    cf_key[is_bought(cf_rows.astype(np.int64) * size + cf.indices)] = np.inf
+    if cf_key.size and n > 0:
+        low = np.full(b, np.inf)
+        np.minimum.at(low, cf_rows, cf_key)
+        low = np.minimum(low, threshold)
+        with np.errstate(invalid="ignore"):  # rows without a finite threshold stay
+            for _ in range(8):
+                mid = low + (threshold - low) / 2.0
+                enough = np.bincount(cf_rows[cf_key <= mid[cf_rows]], minlength=b) >= n
+                threshold = np.where(enough, mid, threshold)
+                low = np.where(enough, low, mid)
+    keep = g_key <= threshold[g_rows]
+    parts_rows, parts_cols, parts_cf = [g_rows[keep]], [g_cols[keep]], [np.zeros(keep.sum())]
+    if blend.content_weight:
+        # each touched category's popularity-ordered top `margin`, cut under the threshold
+        p_rows, p_cats = np.nonzero(affinity > 0)
+        first = catalogue._cat_start[p_cats]
+        lo = np.zeros(p_rows.size, dtype=np.int64)
+        hi = np.minimum(catalogue._cat_end[p_cats] - first, margin)
+        active = lo < hi
+        while active.any():
+            idx = np.flatnonzero(active)
+            mid = (lo[idx] + hi[idx]) // 2
+            cols = catalogue._cat_sorted[first[idx] + mid]
+            at = p_rows[idx]
+            under = key(at, content(at, cols) - 1.0) <= threshold[at]
+            lo[idx[under]] = mid[under] + 1
+            hi[idx[~under]] = mid[~under]
+            active = lo < hi
+        c_rows = np.repeat(p_rows, lo)
+        offsets = np.arange(c_rows.size) - np.repeat(np.cumsum(lo) - lo, lo)
+        c_cols = catalogue._cat_sorted[np.repeat(first, lo) + offsets]
+        parts_rows.append(c_rows)
+        parts_cols.append(c_cols)
+        parts_cf.append(np.zeros(c_rows.size))
+    # CF entries with their own CF term, first so that they win over content-only copies
+    keep = cf_key <= threshold[cf_rows]
+    parts_rows.insert(0, cf_rows[keep])
+    parts_cols.insert(0, cf.indices[keep])
+    parts_cf.insert(0, cf.data[keep])
+    rows = np.concatenate(parts_rows).astype(np.int64)
+    cols = np.concatenate(parts_cols).astype(np.int64)
+    cf_part = np.concatenate(parts_cf)
+    codes = rows * size + cols
+    # one entry per (row, product), the CF one where there is one; row-major, product
+    # ids ascending, as the stable sort below expects; bought products never
+    _, first_seen = np.unique(codes, return_index=True)
+    first_seen = first_seen[~is_bought(codes[first_seen])]
+    rows, cols, cf_part = rows[first_seen], cols[first_seen], cf_part[first_seen]
+    total = content(rows, cols)
+    with_cf = cf_part != 0
+    total[with_cf] = total[with_cf] + blend.cf_weight * cf_part[with_cf]
+    score = total - 1.0
+    order = np.argsort(key(rows, score), kind="stable")
+    rows, cols, score, cf_part = rows[order], cols[order], score[order], cf_part[order]
     starts = np.searchsorted(rows, np.arange(b))
     top_n = (np.arange(rows.size) - starts[rows]) < n
-    rows, cols, score = rows[top_n], cols[top_n], score[top_n]
+    rows, cols, score, cf_part = rows[top_n], cols[top_n], score[top_n], cf_part[top_n]
     parts = np.column_stack([
-        blend.cf_weight * np.asarray(cf[rows, cols]).ravel(),
+        blend.cf_weight * cf_part,
         blend.content_weight * affinity[rows, catalogue.category[cols]]
         * catalogue.catpop_norm[cols],
         blend.popularity_weight * catalogue.pop_norm[cols],
@@ -227,26 +312,26 @@ def recommend(user_items: pd.DataFrame, catalogue: Catalogue, users: Any = None,
     bought_items = user_items[user_items["is_purchased"].astype(bool)]
     history = _user_matrix(user_items, users, catalogue, "interaction_weight")
     bought = _user_matrix(bought_items.assign(one=1.0), users, catalogue, "one")
-    frames = []
+    parts = []
     for start in range(0, users.size, batch_size):
         stop = min(start + batch_size, users.size)
         rows, cols, score, source = _score_batch(history[start:stop], bought[start:stop],
                                                  catalogue, blend, n)
         starts = np.searchsorted(rows, np.arange(stop - start))
-        frames.append(pd.DataFrame({
-            "user_id": users[start:stop][rows],
-            "product_id": catalogue.product_id[cols],
-            "rank": (np.arange(rows.size) - starts[rows] + 1).astype(np.int32),
-            "score": score,
-            "source": SOURCES[source],
-        }))
-    if not frames:
-        return pd.DataFrame({"user_id": pd.Series(dtype=np.int64),
-                             "product_id": pd.Series(dtype=np.int64),
-                             "rank": pd.Series(dtype=np.int32),
-                             "score": pd.Series(dtype=float),
-                             "source": pd.Series(dtype=object)})
-    return pd.concat(frames, ignore_index=True)
+        parts.append((users[start:stop][rows], catalogue.product_id[cols],
+                      (np.arange(rows.size) - starts[rows] + 1).astype(np.int32), score,
+                      source.astype(np.int8)))
+    # one frame at the end (the batches only bound the scoring's memory), each column
+    # concatenated once and the batches' arrays let go as it goes
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32),
+             np.zeros(0), np.zeros(0, np.int8))
+    columns = {}
+    for i, name in enumerate(("user_id", "product_id", "rank", "score", "source")):
+        columns[name] = np.concatenate([part[i] for part in parts]) if parts else empty[i]
+        parts = [part[:i] + (None,) + part[i + 1:] for part in parts]
+    # taken from the three names as strings: no Python object per row
+    columns["source"] = pd.array(SOURCES, dtype="str").take(columns["source"])
+    return pd.DataFrame(columns, copy=False)
 
 
 def ranking_metrics(recommendations: pd.DataFrame, positives: pd.DataFrame,
