@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import date
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -123,24 +123,6 @@ class Catalogue:
         if ids.size and (self.size == 0 or not np.array_equal(self.product_id[pos], ids)):
             raise ValueError("product ids outside the catalogue")
         return pos
-
-    def top_per_category(self, m: int) -> sparse.csr_matrix:
-        """C x P indicator of the `m` most popular products of each category."""
-        rows, cols = [], []
-        for c in range(self.n_categories):
-            take = self._cat_sorted[self._cat_start[c]:min(self._cat_end[c],
-                                                          self._cat_start[c] + m)]
-            rows.append(np.full(take.size, c))
-            cols.append(take)
-        rows = np.concatenate(rows) if rows else np.zeros(0, int)
-        cols = np.concatenate(cols) if cols else np.zeros(0, int)
-        return sparse.csr_matrix((np.ones(rows.size), (rows, cols)),
-                                 shape=(max(self.n_categories, 1), self.size))
-
-
-def _batches(users: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    for start in range(0, users.size, size):
-        yield users[start:start + size]
 
 
 def _user_matrix(user_items: pd.DataFrame, users: np.ndarray, catalogue: Catalogue,
