@@ -148,7 +148,7 @@ def dbt_phase(name: str, args: list[str], warehouse: Path, events_glob: str, wor
     run_results = json.loads((target / "run_results.json").read_text())
     manifest = json.loads((target / "manifest.json").read_text())
     shutil.copy(target / "run_results.json", work / f"run_results_{name}.json")
-    shutil.copy(target / "manifest.json", work / f"manifest_{name}.json")  # bench.profile
+    shutil.copy(target / "manifest.json", work / f"manifest_{name}.json")  # bench.build_profile
     summary = R.summarize_build(R.node_intervals(run_results, manifest))
     if summary["failed"]:
         raise BenchError(f"{name}: failed nodes {summary['failed']}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +203,12 @@ def test_profile_groups_node_time_by_project_area():
     assert sum(a["share"] for a in areas) == pytest.approx(1.0)
     assert "| ml/recommend | 2 | 11.00 | 63% | ml_recs (7.0 s) |" in R.profile_table(
         intervals, manifest)
+
+
+def test_no_bench_module_shadows_the_standard_library():
+    # bench/spark_marts.py runs as a script, so bench/ comes first on its sys.path: a
+    # bench/profile.py once replaced the stdlib module that pyspark imports through cProfile.
+    bench_dir = Path(R.__file__).parent
+    modules = {path.stem for path in bench_dir.glob("*.py")}
+    assert "spark_marts" in modules
+    assert not modules & set(sys.stdlib_module_names)

@@ -1,4 +1,4 @@
-"""Where a build's time went: `python -m bench.profile <run_results.json> <manifest.json>`.
+"""Where a build's time went: `python -m bench.build_profile <run_results.json> <manifest.json>`.
 
 Prints node time summed per area of the project (bench.results.node_area) and the slowest
 nodes. The benchmark keeps both files of every dbt phase in its work folder
