@@ -15,7 +15,9 @@
 -- from all its staged events (delete+insert keyed on raw_session_id), so a
 -- session straddling a batch boundary, or joined by a late event, is rebuilt
 -- whole and never duplicated.
-with events as (
+-- inlined: an incremental run reads it twice (touched raw sessions, then
+-- their events), and DuckDB would first copy the whole table
+with events as not materialized (
 
     select * from {{ ref('stg_rees46__events') }}
 

@@ -14,7 +14,9 @@
 -- Incremental like int_events_sessionized: every raw session id with an event
 -- newer than the latest session end minus var incremental_lookback_hours is
 -- re-aggregated whole (delete+insert keyed on raw_session_id).
-with sessionized_events as (
+-- inlined: an incremental run reads it twice (touched raw sessions, then
+-- their events), and DuckDB would first copy the whole table
+with sessionized_events as not materialized (
 
     select * from {{ ref('int_events_sessionized') }}
 
