@@ -124,19 +124,28 @@ pair_similarities as (
 
 ),
 
-product_similarities as (
+-- every pair from both of its ends; inlined, so the floors read only the
+-- similarities and the candidates only the pairs that pass a floor
+directed_pairs as not materialized (
 
-    -- every pair from both of its ends, similarities only
     select
         pair_similarities.product_id,
+        pair_similarities.neighbour_product_id,
+        pair_similarities.train_co_weight,
         pair_similarities.train_co_sessions,
+        pair_similarities.full_co_weight,
+        pair_similarities.full_co_sessions,
         pair_similarities.train_similarity,
         pair_similarities.full_similarity
     from pair_similarities
     union all
     select
         pair_similarities.neighbour_product_id as product_id,
+        pair_similarities.product_id as neighbour_product_id,
+        pair_similarities.train_co_weight,
         pair_similarities.train_co_sessions,
+        pair_similarities.full_co_weight,
+        pair_similarities.full_co_sessions,
         pair_similarities.train_similarity,
         pair_similarities.full_similarity
     from pair_similarities
@@ -156,64 +165,30 @@ similarity_floors as (
             )
         ) as train_floor,
         list_min(max(full_similarity, {{ neighbours }})) as full_floor
-    from product_similarities
+    from directed_pairs
     group by 1
 
 ),
 
 candidates as (
 
-    -- the pairs at or above the floor of either end, from that end (no train
-    -- session: a NULL train similarity, never a train candidate)
+    -- the pairs at or above the floor of their product (no train session: a
+    -- NULL train similarity, never a train candidate)
     select
-        pair_similarities.product_id,
-        pair_similarities.neighbour_product_id,
-        pair_similarities.train_co_weight,
-        pair_similarities.train_co_sessions,
-        pair_similarities.full_co_weight,
-        pair_similarities.full_co_sessions,
-        pair_similarities.train_similarity,
-        pair_similarities.full_similarity,
+        directed_pairs.*,
         (
-            pair_similarities.train_co_sessions > 0
-            and pair_similarities.train_similarity
-            >= similarity_floors.train_floor
+            directed_pairs.train_co_sessions > 0
+            and directed_pairs.train_similarity >= similarity_floors.train_floor
         ) as is_train_candidate,
         (
-            pair_similarities.full_similarity >= similarity_floors.full_floor
+            directed_pairs.full_similarity >= similarity_floors.full_floor
         ) as is_full_candidate
-    from pair_similarities
+    from directed_pairs
     inner join similarity_floors
-        on pair_similarities.product_id = similarity_floors.product_id
+        on directed_pairs.product_id = similarity_floors.product_id
     where
-        pair_similarities.train_similarity >= similarity_floors.train_floor
-        or pair_similarities.full_similarity >= similarity_floors.full_floor
-    union all
-    select
-        pair_similarities.neighbour_product_id as product_id,
-        pair_similarities.product_id as neighbour_product_id,
-        pair_similarities.train_co_weight,
-        pair_similarities.train_co_sessions,
-        pair_similarities.full_co_weight,
-        pair_similarities.full_co_sessions,
-        pair_similarities.train_similarity,
-        pair_similarities.full_similarity,
-        (
-            pair_similarities.train_co_sessions > 0
-            and pair_similarities.train_similarity
-            >= similarity_floors.train_floor
-        ) as is_train_candidate,
-        (
-            pair_similarities.full_similarity >= similarity_floors.full_floor
-        ) as is_full_candidate
-    from pair_similarities
-    inner join similarity_floors
-        on
-            pair_similarities.neighbour_product_id
-            = similarity_floors.product_id
-    where
-        pair_similarities.train_similarity >= similarity_floors.train_floor
-        or pair_similarities.full_similarity >= similarity_floors.full_floor
+        directed_pairs.train_similarity >= similarity_floors.train_floor
+        or directed_pairs.full_similarity >= similarity_floors.full_floor
 
 ),
 
