@@ -288,9 +288,11 @@ def recommend(user_items: pd.DataFrame, catalogue: Catalogue, users: Any = None,
     rank. Users without rows in `user_items` get the popularity ranking. Memory is
     bounded by `batch_size` users at a time.
     """
-    users = np.unique(np.asarray(
-        user_items["user_id"].unique() if users is None else users, dtype=np.int64))
-    user_items = user_items[user_items["user_id"].isin(users)]
+    if users is None:
+        users = np.unique(user_items["user_id"].to_numpy(np.int64))
+    else:
+        users = np.unique(np.asarray(users, dtype=np.int64))
+        user_items = user_items[user_items["user_id"].isin(users)]
     bought_items = user_items[user_items["is_purchased"].astype(bool)]
     history = _user_matrix(user_items, users, catalogue, "interaction_weight")
     bought = _user_matrix(bought_items.assign(one=1.0), users, catalogue, "one")

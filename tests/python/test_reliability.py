@@ -8,6 +8,7 @@
   killed with SIGKILL at several points, then re-run, equals a clean build.
 - Gates: the generic test volume_anomaly warns on a missing or low day and is quiet on
   normal data; source freshness (measured on load time) passes right after a load.
+- Memory: the dbt Python models evict DuckDB's cache first, only when dbt runs one thread.
 
 Models are compared by a per-model checksum: row count plus an order-independent sum of
 row hashes, load and run metadata (`loaded_at`, a training run's id, time and pickled
@@ -200,3 +201,25 @@ def test_volume_anomaly_warns_on_a_missing_and_a_low_day(tmp_path: Path) -> None
         lines = output.splitlines()
         [at] = [n for n, line in enumerate(lines) if f"Warning in test {test}" in line]
         assert "Got 2 results, configured to warn" in lines[at + 1], lines[at:at + 2]
+
+
+# --- 4. memory of the Python models ---------------------------------------------------
+
+def test_python_models_release_duckdb_memory_only_when_single_threaded(
+        synth_warehouse, tmp_path: Path) -> None:
+    """The pre-hook of the dbt Python models (macros/ml/release_duckdb_memory.sql) lowers
+    memory_limit to evict DuckDB's cache and restores the configured limit; with more
+    than one thread it must do nothing, since another model's query may be running."""
+    database = tmp_path / synth_warehouse.database.name
+    shutil.copy2(synth_warehouse.database, database)
+    statements = {}
+    for threads in ("1", "2"):
+        result = run_dbt(["run", "--select", "ml_similar_products"], database,
+                         synth_warehouse.dataset.events_glob,
+                         extra_env={"DBT_THREADS": threads, "DUCKDB_MEMORY_LIMIT": "3GB"})
+        assert result.returncode == 0, result.stdout[-4000:]
+        log = (tmp_path / "dbt_logs" / "dbt.log").read_text()
+        statements[threads] = [line.strip() for line in log.split("Concurrency:")[-1]
+                               .splitlines() if line.strip().startswith("set memory_limit")]
+    assert statements["1"] == ["set memory_limit = '64MB';", "set memory_limit = '3GB'"]
+    assert statements["2"] == []

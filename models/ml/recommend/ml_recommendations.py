@@ -12,10 +12,14 @@ def model(dbt, session):
                   content_weight=float(dbt.config.get("content_weight")),
                   popularity_weight=float(dbt.config.get("popularity_weight")),
                   self_weight=float(dbt.config.get("self_weight")))
+    # only the columns the scorer uses: a month has tens of millions of user items
     catalogue = Catalogue(
-        dbt.ref("int_recommend_item_popularity").filter("window_role = 'full'").df(),
-        dbt.ref("int_recommend_item_neighbours").filter("window_role = 'full'").df())
-    user_items = dbt.ref("int_recommend_user_items").filter("window_role = 'full'").df()
+        dbt.ref("int_recommend_item_popularity").filter("window_role = 'full'")
+        .project("product_id, category_id, category_l1, popularity").df(),
+        dbt.ref("int_recommend_item_neighbours").filter("window_role = 'full'")
+        .project("product_id, neighbour_product_id, similarity").df())
+    user_items = (dbt.ref("int_recommend_user_items").filter("window_role = 'full'")
+                  .project("user_id, product_id, interaction_weight, is_purchased").df())
     recs = recommend(user_items, catalogue, n=int(dbt.config.get("top_n")), blend=blend)
     as_of = dbt.ref("int_recommend_windows").df()["as_of_date"].iloc[0]
     return with_run(recs.assign(as_of_date=as_of), record)
