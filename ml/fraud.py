@@ -24,6 +24,8 @@ Scoring, per row:
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from typing import Any, Mapping
@@ -36,8 +38,8 @@ from sklearn.metrics import roc_auc_score
 from ml.registry import Metric, TrainingRun, Window
 
 __all__ = [
-    "FLAG_COLUMNS", "ISOLATION_FEATURES", "RULES", "FraudModel", "Rule", "Thresholds",
-    "apply_rules", "blend", "design_matrix", "fit_fraud_model", "planted_truth_metrics",
+    "FLAG_COLUMNS", "ISOLATION_FEATURES", "RULES", "SESSION_SCORE_COLUMNS", "FraudModel",
+    "Rule", "Thresholds", "apply_rules", "blend", "design_matrix", "fit_fraud_model", "planted_truth_metrics",
     "precision_at_k", "score_sessions", "score_users", "train_fraud", "window_dates",
 ]
 
@@ -76,6 +78,8 @@ CONCLUSIVE_WEIGHT = 0.5
 RULE_COLUMNS = ("peak_views_per_minute", "peak_events_per_hour", "purchases",
                 "blind_purchases", "max_abs_log_price_ratio", "peak_purchase_burst",
                 "shared_raw_sessions")
+# What score_sessions reads of a session's features.
+SESSION_SCORE_COLUMNS = ("session_id", "user_id", *RULE_COLUMNS)
 
 # Behaviour features the isolation forest sees (both grains carry them): rates and
 # shares, not volumes, so a heavy but ordinary buyer or browser is not an outlier. Rates
@@ -90,6 +94,8 @@ ISOLATION_FEATURES = ("peak_views_per_minute", "views_per_active_minute",
 _SHARES = ("blind_purchase_share", "max_abs_log_price_ratio", "purchases_per_view")
 # Points of the reference distribution of the training anomaly scores kept in the model.
 _REFERENCE_POINTS = 1001
+# Below this many rows per thread, scoring on one thread is as fast.
+_ROWS_PER_SCORING_THREAD = 50_000
 
 
 @dataclass(frozen=True)
@@ -131,12 +137,22 @@ class FraudModel:
         """Raw anomaly scores (negated `score_samples`; higher = more anomalous)."""
         if len(features) == 0:
             return np.empty(0)
-        return -self.forest.score_samples(design_matrix(features, self.features))
+        return _raw_scores(self.forest, design_matrix(features, self.features))
 
     def isolation_scores(self, raw: np.ndarray) -> np.ndarray:
         """Share of the training population less anomalous than `raw`, in [0, 1]."""
         grid = np.linspace(0.0, 1.0, len(self.reference))
         return np.interp(raw, self.reference, grid)
+
+
+def _raw_scores(forest: IsolationForest, X: np.ndarray) -> np.ndarray:
+    """Negated `score_samples` of the rows of X. Each row's score depends on that row
+    alone, so blocks of rows are scored on parallel threads (the trees release the GIL):
+    the same numbers as one call."""
+    threads = max(1, min(os.cpu_count() or 1, len(X) // _ROWS_PER_SCORING_THREAD))
+    with ThreadPoolExecutor(threads) as pool:
+        blocks = pool.map(forest.score_samples, np.array_split(X, threads))
+        return -np.concatenate(list(blocks))
 
 
 def design_matrix(features: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
@@ -175,14 +191,17 @@ def apply_rules(features: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame:
     }
     out = pd.DataFrame(flags, index=features.index)[list(FLAG_COLUMNS)]
     keep = np.ones(len(out))
-    codes = np.full(len(out), "", dtype=object)
-    for rule in RULES:
+    fired_rules = np.zeros(len(out), dtype=np.int64)  # bit k: RULES[k] fired
+    for k, rule in enumerate(RULES):
         fired = out[rule.flag].to_numpy()
         keep *= np.where(fired, 1.0 - rule.weight, 1.0)
-        codes = np.where(fired, np.where(codes == "", rule.reason_code,
-                                         codes + "," + rule.reason_code), codes)
+        fired_rules |= fired.astype(np.int64) << k
     out["n_flags"] = out[list(FLAG_COLUMNS)].sum(axis=1).astype("int32")
-    out["reason_codes"] = codes.astype(str)
+    # one string per combination of rules, taken by index: no Python string per row
+    # (a month has tens of millions of sessions, nearly all without a flag)
+    combinations = [",".join(rule.reason_code for k, rule in enumerate(RULES) if bits >> k & 1)
+                    for bits in range(1 << len(RULES))]
+    out["reason_codes"] = pd.array(combinations, dtype="str").take(fired_rules)
     out["rule_score"] = 1.0 - keep
     return out
 
@@ -214,7 +233,7 @@ def fit_fraud_model(features: pd.DataFrame, thresholds: Thresholds, seed: int,
     X = design_matrix(fit_rows, ISOLATION_FEATURES)
     forest = IsolationForest(n_estimators=n_estimators, max_samples="auto",
                              random_state=seed, n_jobs=1).fit(X)
-    raw = -forest.score_samples(X)
+    raw = _raw_scores(forest, X)
     reference = np.quantile(raw, np.linspace(0.0, 1.0, _REFERENCE_POINTS))
     return FraudModel(forest=forest, features=ISOLATION_FEATURES, reference=reference,
                       thresholds=thresholds, seed=seed,
@@ -244,12 +263,12 @@ def score_sessions(model: FraudModel, features: pd.DataFrame,
                    user_isolation: pd.DataFrame) -> pd.DataFrame:
     """One row per session: the session's own rule flags blended with its user's
     isolation score (`user_isolation`: user_id, isolation_score; users missing from it
-    count as 0)."""
+    count as 0). `features` needs the columns in `SESSION_SCORE_COLUMNS`."""
     rules = apply_rules(features, model.thresholds)
     iso = (features[["user_id"]]
            .merge(user_isolation[["user_id", "isolation_score"]], on="user_id", how="left")
            ["isolation_score"].fillna(0.0).to_numpy())
-    out = pd.DataFrame({"session_id": features["session_id"].to_numpy(),
+    out = pd.DataFrame({"session_id": features["session_id"].array,
                         "user_id": features["user_id"].to_numpy()}, index=features.index)
     out["fraud_score"] = blend(rules["rule_score"].to_numpy(), iso,
                                model.thresholds.rule_blend)

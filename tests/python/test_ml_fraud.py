@@ -11,7 +11,7 @@ import pytest
 
 from dbt_project import query
 from ml.fraud import (FLAG_COLUMNS, ISOLATION_FEATURES, RULES, Thresholds, apply_rules,
-                      blend, fit_fraud_model, planted_truth_metrics, precision_at_k,
+                      blend, design_matrix, fit_fraud_model, planted_truth_metrics, precision_at_k,
                       score_sessions, score_users, train_fraud)
 
 # --- small frames -----------------------------------------------------------------------
@@ -149,6 +149,17 @@ def test_scores_are_deterministic_given_the_seed_whatever_the_row_order() -> Non
     pd.testing.assert_frame_equal(first, reordered)
     other = score_users(fit_fraud_model(frame, Thresholds(), seed=12, n_estimators=50), frame)
     assert not np.allclose(first["isolation_raw_score"], other["isolation_raw_score"])
+
+
+def test_scoring_on_parallel_threads_gives_the_same_numbers_as_one_call(monkeypatch) -> None:
+    import ml.fraud
+    model = fit_fraud_model(population(), Thresholds(), seed=11, n_estimators=20)
+    frame = population(n=3_000, seed=5)
+    monkeypatch.setattr(ml.fraud, "_ROWS_PER_SCORING_THREAD", 1_000)
+    monkeypatch.setattr(ml.fraud.os, "cpu_count", lambda: 3)
+    in_blocks = model.raw_scores(frame)
+    whole = -model.forest.score_samples(design_matrix(frame, model.features))
+    assert np.array_equal(in_blocks, whole)
 
 
 def test_sessions_blend_their_own_flags_with_their_users_isolation_score() -> None:

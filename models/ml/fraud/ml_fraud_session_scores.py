@@ -6,7 +6,7 @@ the batch, not by the number of sessions.
 """
 import pyarrow as pa
 
-from ml.fraud import score_sessions
+from ml.fraud import SESSION_SCORE_COLUMNS, score_sessions
 from ml.registry import latest_record, load_model
 
 BATCH_ROWS = 1_000_000
@@ -18,7 +18,8 @@ def model(dbt, session):
     fraud_model = load_model(run["model_artifact"])
     user_isolation = (dbt.ref("ml_fraud_user_scores")
                       .select("user_id, isolation_score").df())
-    reader = dbt.ref("int_fraud_session_features").fetch_record_batch(BATCH_ROWS)
+    reader = (dbt.ref("int_fraud_session_features")
+              .select(", ".join(SESSION_SCORE_COLUMNS)).to_arrow_reader(BATCH_ROWS))
 
     def scored(features):
         scores = score_sessions(fraud_model, features, user_isolation)
