@@ -38,6 +38,8 @@ popularity).
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
@@ -74,6 +76,8 @@ BASELINES: dict[str, Blend] = {
                                  self_weight=0.0),
 }
 SOURCES = np.array(["cf", "content", "popularity"])
+# Batches of users scored at once: the scoring's memory is this many batches.
+MAX_SCORING_THREADS = 4
 
 
 class Catalogue:
@@ -285,8 +289,8 @@ def recommend(user_items: pd.DataFrame, catalogue: Catalogue, users: Any = None,
 
     Returns user_id, product_id, rank (1 = best), score (the blend score) and source
     (the component contributing most: cf, content or popularity), sorted by user and
-    rank. Users without rows in `user_items` get the popularity ranking. Memory is
-    bounded by `batch_size` users at a time.
+    rank. Users without rows in `user_items` get the popularity ranking. The scoring's
+    memory is bounded by `batch_size` users per thread (at most MAX_SCORING_THREADS).
     """
     if users is None:
         users = np.unique(user_items["user_id"].to_numpy(np.int64))
@@ -296,15 +300,20 @@ def recommend(user_items: pd.DataFrame, catalogue: Catalogue, users: Any = None,
     bought_items = user_items[user_items["is_purchased"].astype(bool)]
     history = _user_matrix(user_items, users, catalogue, "interaction_weight")
     bought = _user_matrix(bought_items.assign(one=1.0), users, catalogue, "one")
-    parts = []
-    for start in range(0, users.size, batch_size):
+
+    def scored(start: int) -> tuple[np.ndarray, ...]:
         stop = min(start + batch_size, users.size)
         rows, cols, score, source = _score_batch(history[start:stop], bought[start:stop],
                                                  catalogue, blend, n)
         starts = np.searchsorted(rows, np.arange(stop - start))
-        parts.append((users[start:stop][rows], catalogue.product_id[cols],
-                      (np.arange(rows.size) - starts[rows] + 1).astype(np.int32), score,
-                      source.astype(np.int8)))
+        return (users[start:stop][rows], catalogue.product_id[cols],
+                (np.arange(rows.size) - starts[rows] + 1).astype(np.int32), score,
+                source.astype(np.int8))
+
+    # batches are independent: scored on parallel threads (numpy and scipy's sparse
+    # products release the GIL), collected in order, so the result is that of one thread
+    with ThreadPoolExecutor(min(os.cpu_count() or 1, MAX_SCORING_THREADS)) as pool:
+        parts = list(pool.map(scored, range(0, users.size, batch_size)))
     # one frame at the end (the batches only bound the scoring's memory), each column
     # concatenated once and the batches' arrays let go as it goes
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32),
