@@ -43,7 +43,9 @@ purchases as (
 
 ),
 
-user_sessions as (
+-- Every earlier session of the user is history, whatever its length; only
+-- the sessions with at least k events get a row.
+user_session_history as (
 
     select
         session_id,
@@ -51,6 +53,7 @@ user_sessions as (
         session_started_at,
         session_ended_at,
         has_purchase,
+        events,
         row_number() over (
             partition by user_id
             order by session_started_at asc, session_id asc
@@ -64,6 +67,13 @@ user_sessions as (
             'second',
         ) }} / 3600.0 as hours_since_previous_session
     from sessions
+
+),
+
+user_sessions as (
+
+    select * exclude (events)
+    from user_session_history
     where events >= {{ k }}
 
 ),
