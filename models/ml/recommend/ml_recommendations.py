@@ -1,5 +1,9 @@
 """Top-N products for every active user as of the day after the last event, with the
 blend of the latest recommendations run (ml/recommend.py, recommend)."""
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
 from ml.ltv import run_of, with_run
 from ml.recommend import Blend, Catalogue, recommend
 
@@ -21,5 +25,8 @@ def model(dbt, session):
     user_items = (dbt.ref("int_recommend_user_items").filter("window_role = 'full'")
                   .project("user_id, product_id, interaction_weight, is_purchased").df())
     recs = recommend(user_items, catalogue, n=int(dbt.config.get("top_n")), blend=blend)
-    as_of = dbt.ref("int_recommend_windows").df()["as_of_date"].iloc[0]
-    return with_run(recs.assign(as_of_date=as_of), record)
+    # a DATE column, as in the windows model (a pandas datetime would land as TIMESTAMP)
+    as_of = dbt.ref("int_recommend_windows").project("as_of_date").fetchall()[0][0]
+    days = np.full(len(recs), np.datetime64(as_of, "D"))
+    as_of_dates = pd.arrays.ArrowExtensionArray(pa.array(days, type=pa.date32()))
+    return with_run(recs.assign(as_of_date=as_of_dates), record)
