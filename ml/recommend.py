@@ -89,6 +89,9 @@ class Catalogue:
         if items["product_id"].duplicated().any():
             raise ValueError("items must hold one row per product")
         self.product_id = items["product_id"].to_numpy(np.int64)
+        # a hash index: a month's tens of millions of lookups take a quarter of the time
+        # of a binary search
+        self._positions = pd.Index(self.product_id)
         self.category_l1 = items["category_l1"].astype(object).to_numpy()
         self.size = len(items)
         categories = items["category_id"].fillna(-1).to_numpy(np.int64)
@@ -121,18 +124,23 @@ class Catalogue:
 
     def index(self, product_ids: Any) -> np.ndarray:
         """Positions of product ids that are in the catalogue (raises on unknown ids)."""
-        ids = np.asarray(product_ids, dtype=np.int64)
-        pos = np.searchsorted(self.product_id, ids)
-        pos = np.minimum(pos, max(self.size - 1, 0))
-        if ids.size and (self.size == 0 or not np.array_equal(self.product_id[pos], ids)):
+        pos = self._positions.get_indexer(np.asarray(product_ids, dtype=np.int64))
+        if (pos < 0).any():
             raise ValueError("product ids outside the catalogue")
         return pos
 
 
-def _user_matrix(user_items: pd.DataFrame, users: np.ndarray, catalogue: Catalogue,
+def _sorted_unique(values: Any) -> np.ndarray:
+    """np.unique, by a hash table then a sort of the distinct values only: on a month's
+    tens of millions of user items, np.unique takes several times as long."""
+    return np.sort(pd.unique(np.asarray(values, dtype=np.int64)))
+
+
+def _user_matrix(user_items: pd.DataFrame, users: pd.Index, catalogue: Catalogue,
                  column: str) -> sparse.csr_matrix:
-    """users x P matrix of `column` (rows in the order of `users`)."""
-    rows = np.searchsorted(users, user_items["user_id"].to_numpy(np.int64))
+    """users x P matrix of `column` (rows in the order of `users`, which holds every
+    user of `user_items`)."""
+    rows = users.get_indexer(user_items["user_id"].to_numpy(np.int64))
     return sparse.csr_matrix(
         (user_items[column].to_numpy(float), (rows, catalogue.index(user_items["product_id"]))),
         shape=(users.size, catalogue.size))
@@ -293,13 +301,14 @@ def recommend(user_items: pd.DataFrame, catalogue: Catalogue, users: Any = None,
     memory is bounded by `batch_size` users per thread (at most MAX_SCORING_THREADS).
     """
     if users is None:
-        users = np.unique(user_items["user_id"].to_numpy(np.int64))
+        users = _sorted_unique(user_items["user_id"])
     else:
-        users = np.unique(np.asarray(users, dtype=np.int64))
+        users = _sorted_unique(users)
         user_items = user_items[user_items["user_id"].isin(users)]
     bought_items = user_items[user_items["is_purchased"].astype(bool)]
-    history = _user_matrix(user_items, users, catalogue, "interaction_weight")
-    bought = _user_matrix(bought_items.assign(one=1.0), users, catalogue, "one")
+    user_index = pd.Index(users)
+    history = _user_matrix(user_items, user_index, catalogue, "interaction_weight")
+    bought = _user_matrix(bought_items.assign(one=1.0), user_index, catalogue, "one")
 
     def scored(start: int) -> tuple[np.ndarray, ...]:
         stop = min(start + batch_size, users.size)

@@ -121,6 +121,15 @@ def test_bought_products_are_never_recommended_and_cold_users_get_popularity() -
                                                                    "popularity"}
 
 
+def test_catalogue_positions_follow_product_ids_and_unknown_ids_raise() -> None:
+    world = make_world(seed=2)
+    catalogue = Catalogue(world["items"], world["neighbours"])
+    ids = world["items"]["product_id"].sample(frac=1.0, random_state=0).to_numpy()
+    assert np.array_equal(catalogue.product_id[catalogue.index(ids)], ids)
+    with pytest.raises(ValueError, match="outside the catalogue"):
+        catalogue.index([int(ids.max()) + 1])
+
+
 def test_ranking_metrics_by_hand() -> None:
     recs = pd.DataFrame({"user_id": [1, 1, 1, 2, 2, 2], "product_id": [10, 11, 12, 20, 21, 22],
                          "rank": [1, 2, 3, 1, 2, 3]})
