@@ -39,8 +39,9 @@ from ml.registry import Metric, TrainingRun, Window
 
 __all__ = [
     "FLAG_COLUMNS", "ISOLATION_FEATURES", "RULES", "SESSION_SCORE_COLUMNS", "FraudModel",
-    "Rule", "Thresholds", "apply_rules", "blend", "design_matrix", "fit_fraud_model", "planted_truth_metrics",
-    "precision_at_k", "score_sessions", "score_users", "train_fraud", "window_dates",
+    "Rule", "Thresholds", "apply_rules", "blend", "design_matrix", "fit_fraud_model",
+    "planted_truth_metrics", "precision_at_k", "score_sessions", "score_users", "train_fraud",
+    "window_dates",
 ]
 
 
