@@ -1,7 +1,8 @@
 {#
     Shared by the purchase-propensity feature models
     (models/intermediate/ml/propensity), so both split and count history the same
-    way: docs blocks propensity_split_rule, propensity_user_prior_purchases and
+    way: docs blocks propensity_split_rule, propensity_user_prior_sessions,
+    propensity_hours_since_previous_session, propensity_user_prior_purchases and
     propensity_user_prior_orders.
 #}
 
@@ -83,3 +84,24 @@
     )
     qualify row_key is not null
 {% endmacro %}
+
+{#
+    Two columns of a select over sessions (fct_sessions rows): the user's
+    sessions that started before this one, and the hours since the previous
+    one started. Every session of the user in the relation counts, so select
+    from all of them and filter afterwards.
+#}
+{% macro propensity_session_history_columns() %}
+        row_number() over (
+            partition by user_id
+            order by session_started_at asc, session_id asc
+        ) - 1 as user_prior_sessions,
+        {{ dbt.datediff(
+            'lag(session_started_at) over (
+                partition by user_id
+                order by session_started_at asc, session_id asc
+            )',
+            'session_started_at',
+            'second',
+        ) }} / 3600.0 as hours_since_previous_session
+{%- endmacro %}

@@ -54,18 +54,7 @@ user_session_history as (
         session_ended_at,
         has_purchase,
         events,
-        row_number() over (
-            partition by user_id
-            order by session_started_at asc, session_id asc
-        ) - 1 as user_prior_sessions,
-        {{ dbt.datediff(
-            'lag(session_started_at) over (
-                partition by user_id
-                order by session_started_at asc, session_id asc
-            )',
-            'session_started_at',
-            'second',
-        ) }} / 3600.0 as hours_since_previous_session
+        {{ propensity_session_history_columns() }}
     from sessions
 
 ),
