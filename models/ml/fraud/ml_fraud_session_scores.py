@@ -30,4 +30,6 @@ def model(dbt, session):
     parts = [scored(batch.to_pandas()) for batch in reader]
     if not parts:  # no sessions: an empty table of the same shape
         parts = [scored(reader.schema.empty_table().to_pandas())]
-    return pa.concat_tables(parts)
+    # session_id travels through arrow as text; stored as the UUID of fct_sessions
+    return session.from_arrow(pa.concat_tables(parts)).project(
+        "* replace (cast(session_id as uuid) as session_id)")

@@ -18,4 +18,6 @@ def model(dbt, session):
         record = run_of(runs, TASKS[task]["model_name"])
         model_ = load_model(record["model_artifact"])
         scores.append(with_run(score_propensity(model_, rows.df()), record))
-    return pd.concat(scores, ignore_index=True)
+    # session_id travels through pandas as text; stored as the UUID of fct_sessions
+    return session.from_df(pd.concat(scores, ignore_index=True)).project(
+        "* replace (cast(session_id as uuid) as session_id)")
