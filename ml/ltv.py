@@ -37,7 +37,7 @@ __all__ = [
     "BGNBD_PENALIZER", "LTV_FEATURES", "LTV_BASELINE", "REGRESSOR_PARAMS", "bgnbd_summary",
     "fit_clv",
     "predict_clv", "normalized_gini", "spend_metrics", "fit_spend_regressor",
-    "train_ltv", "score_ltv", "snapshot_role", "snapshot_windows", "with_run", "run_of",
+    "train_ltv", "score_ltv", "snapshot_role", "snapshot_windows",
 ]
 
 # The regressor's features: RFM and behaviour columns of the snapshot model.
@@ -285,20 +285,3 @@ def score_ltv(bgnbd_model: Mapping[str, Any], xgb_model: Mapping[str, Any],
 
 def _plus_days(day: date, days: int) -> date:
     return (pd.Timestamp(day) + pd.Timedelta(days=days)).date()
-
-
-def with_run(scores: pd.DataFrame, record: Mapping[str, Any],
-             prefix: str = "") -> pd.DataFrame:
-    """`scores` with the run_id and guardrail flag of the training run they come from,
-    as `{prefix}run_id` and `is_{prefix or 'model_'}below_baseline`."""
-    flag = f"is_{prefix or 'model_'}below_baseline"
-    return scores.assign(**{f"{prefix}run_id": str(record["run_id"]),
-                            flag: bool(record["is_below_baseline"])})
-
-
-def run_of(runs: pd.DataFrame, model_name: str) -> pd.Series:
-    """The latest registry record of `model_name` in a training model's output."""
-    rows = runs[runs["model_name"] == model_name]
-    if rows.empty:
-        raise ValueError(f"the training model holds no run of {model_name!r}")
-    return rows.sort_values("trained_at").iloc[-1]

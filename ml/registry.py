@@ -16,7 +16,7 @@ import pickle
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from importlib import metadata
-from typing import Any
+from typing import Any, Mapping
 
 import pandas as pd
 
@@ -151,3 +151,30 @@ def latest_record(runs: pd.DataFrame) -> pd.Series:
     if runs.empty:
         raise ValueError("the training model holds no run")
     return runs.sort_values("trained_at").iloc[-1]
+
+
+def run_of(runs: pd.DataFrame, model_name: str) -> pd.Series:
+    """The latest record of `model_name` in a training model's output that holds the runs
+    of several models."""
+    rows = runs[runs["model_name"] == model_name]
+    if rows.empty:
+        raise ValueError(f"the training model holds no run of {model_name!r}")
+    return latest_record(rows)
+
+
+def with_run(scores: pd.DataFrame, record: Mapping[str, Any],
+             prefix: str = "") -> pd.DataFrame:
+    """`scores` with the run_id and guardrail flag of the training run they come from,
+    as `{prefix}run_id` and `is_{prefix or 'model_'}below_baseline`."""
+    flag = f"is_{prefix or 'model_'}below_baseline"
+    return scores.assign(**{f"{prefix}run_id": str(record["run_id"]),
+                            flag: bool(record["is_below_baseline"])})
+
+
+def run_columns_sql(record: Mapping[str, Any]) -> tuple[str, str]:
+    """`with_run`'s two columns as SQL select items (run_id, is_model_below_baseline), for
+    a model that returns a DuckDB relation: constants in the query, rather than one
+    Python string per row."""
+    run_id = str(record["run_id"]).replace("'", "''")
+    flag = "true" if bool(record["is_below_baseline"]) else "false"
+    return f"'{run_id}' as run_id", f"{flag} as is_model_below_baseline"

@@ -10,9 +10,9 @@ from scipy.stats import pearsonr
 from sklearn.metrics import roc_auc_score
 
 from dbt_project import query
-from ml.ltv import (LTV_BASELINE, LTV_FEATURES, bgnbd_summary, normalized_gini, run_of,
-                    score_ltv, snapshot_role, spend_metrics, train_ltv, with_run)
-from ml.registry import load_model
+from ml.ltv import (LTV_BASELINE, LTV_FEATURES, bgnbd_summary, normalized_gini, score_ltv,
+                    snapshot_role, spend_metrics, train_ltv)
+from ml.registry import load_model, run_of, with_run
 
 # --------------------------------------------------------------------------- small frames
 

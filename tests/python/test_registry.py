@@ -4,9 +4,13 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 
+import duckdb
+import pandas as pd
+import pytest
 from sklearn.linear_model import LogisticRegression
 
-from ml.registry import Metric, TrainingRun, Window, load_model
+from ml.registry import (Metric, TrainingRun, Window, load_model, run_columns_sql, run_of,
+                         with_run)
 
 
 def make_run(model_auc: float, baseline_auc: float) -> TrainingRun:
@@ -52,6 +56,32 @@ def test_run_id_differs_between_runs_and_is_stable_for_one() -> None:
     run = make_run(0.8, 0.6)
     first, second = datetime(2019, 12, 1), datetime(2019, 12, 2)
     assert run.run_id(first) == run.run_id(first) != run.run_id(second)
+
+
+def test_scores_carry_the_latest_run_of_their_model() -> None:
+    runs = pd.DataFrame({
+        "model_name": ["clv_bgnbd", "clv_xgboost", "clv_bgnbd"],
+        "run_id": ["old", "xgb", "new"],
+        "trained_at": pd.to_datetime(["2019-12-01", "2019-12-03", "2019-12-02"]),
+        "is_below_baseline": [False, True, False],
+    })
+    record = run_of(runs, "clv_bgnbd")
+    assert record["run_id"] == "new"
+    scores = with_run(pd.DataFrame({"user_id": [1, 2]}), record)
+    scores = with_run(scores, run_of(runs, "clv_xgboost"), prefix="xgboost_")
+    assert scores["run_id"].tolist() == ["new", "new"]
+    assert scores["xgboost_run_id"].tolist() == ["xgb", "xgb"]
+    assert scores["is_model_below_baseline"].tolist() == [False, False]
+    assert scores["is_xgboost_below_baseline"].tolist() == [True, True]
+    with pytest.raises(ValueError, match="no run of 'churn'"):
+        run_of(runs, "churn")
+
+
+def test_run_columns_in_sql_equal_the_pandas_ones() -> None:
+    record = {"run_id": "it's-1", "is_below_baseline": True}
+    scores = pd.DataFrame({"user_id": [1, 2]})
+    in_sql = duckdb.sql(f"select *, {', '.join(run_columns_sql(record))} from scores").df()
+    pd.testing.assert_frame_equal(in_sql, with_run(scores, record), check_dtype=False)
 
 
 def test_guardrail_warns_in_dbt_when_the_latest_run_is_below_its_baseline(

@@ -1,7 +1,6 @@
 """Scores every customer as of the last event date with the latest churn run."""
 from ml.churn import score_churn
-from ml.ltv import run_of, with_run
-from ml.registry import load_model
+from ml.registry import load_model, run_of, with_run
 
 
 def model(dbt, session):

@@ -1,8 +1,7 @@
 """Forecasts every daily series from the day after the data ends, with the model the
 latest revenue_forecast run selected and the seasonal naive baseline."""
 from ml.forecast import forecast_revenue
-from ml.ltv import run_of, with_run
-from ml.registry import load_model
+from ml.registry import load_model, run_of, with_run
 
 
 def model(dbt, session):

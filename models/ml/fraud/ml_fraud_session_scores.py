@@ -7,7 +7,7 @@ the batch, not by the number of sessions.
 import pyarrow as pa
 
 from ml.fraud import SESSION_SCORE_COLUMNS, score_sessions
-from ml.registry import latest_record, load_model
+from ml.registry import latest_record, load_model, run_columns_sql
 
 BATCH_ROWS = 1_000_000
 
@@ -23,13 +23,13 @@ def model(dbt, session):
 
     def scored(features):
         scores = score_sessions(fraud_model, features, user_isolation)
-        scores.insert(2, "run_id", run["run_id"])
-        scores["is_model_below_baseline"] = bool(run["is_below_baseline"])
         return pa.Table.from_pandas(scores, preserve_index=False)
 
     parts = [scored(batch.to_pandas()) for batch in reader]
     if not parts:  # no sessions: an empty table of the same shape
         parts = [scored(reader.schema.empty_table().to_pandas())]
+    run_id, below_baseline = run_columns_sql(run)
     # session_id travels through arrow as text; stored as the UUID of fct_sessions
     return session.from_arrow(pa.concat_tables(parts)).project(
-        "* replace (cast(session_id as uuid) as session_id)")
+        f"cast(session_id as uuid) as session_id, user_id, {run_id}, "
+        f"* exclude (session_id, user_id), {below_baseline}")

@@ -1,6 +1,6 @@
 """Expected purchases and spend of every customer over the horizon, as of the last date."""
-from ml.ltv import run_of, score_ltv, with_run
-from ml.registry import load_model
+from ml.ltv import score_ltv
+from ml.registry import load_model, run_of, with_run
 
 
 def model(dbt, session):

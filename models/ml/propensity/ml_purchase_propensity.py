@@ -1,9 +1,8 @@
 """Scores the open carts and sessions as of the last event with the latest runs."""
 import pandas as pd
 
-from ml.ltv import run_of, with_run
 from ml.propensity import TASKS, score_propensity
-from ml.registry import load_model
+from ml.registry import load_model, run_of, with_run
 
 
 def model(dbt, session):

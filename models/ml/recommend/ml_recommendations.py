@@ -1,11 +1,7 @@
 """Top-N products for every active user as of the day after the last event, with the
 blend of the latest recommendations run (ml/recommend.py, recommend)."""
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-
-from ml.ltv import run_of, with_run
 from ml.recommend import Blend, Catalogue, recommend
+from ml.registry import run_columns_sql, run_of
 
 
 def model(dbt, session):
@@ -25,8 +21,7 @@ def model(dbt, session):
     user_items = (dbt.ref("int_recommend_user_items").filter("window_role = 'full'")
                   .project("user_id, product_id, interaction_weight, is_purchased").df())
     recs = recommend(user_items, catalogue, n=int(dbt.config.get("top_n")), blend=blend)
-    # a DATE column, as in the windows model (a pandas datetime would land as TIMESTAMP)
     as_of = dbt.ref("int_recommend_windows").project("as_of_date").fetchall()[0][0]
-    days = np.full(len(recs), np.datetime64(as_of, "D"))
-    as_of_dates = pd.arrays.ArrowExtensionArray(pa.array(days, type=pa.date32()))
-    return with_run(recs.assign(as_of_date=as_of_dates), record)
+    # the date and the run as constants of the query: a month has tens of millions of rows
+    return session.from_df(recs).project(
+        f"*, date '{as_of.isoformat()}' as as_of_date, {', '.join(run_columns_sql(record))}")

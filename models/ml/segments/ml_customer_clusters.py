@@ -1,6 +1,5 @@
 """Assigns every customer to a cluster with the latest customer_clusters run."""
-from ml.ltv import run_of, with_run
-from ml.registry import load_model
+from ml.registry import load_model, run_of, with_run
 from ml.segments import score_clusters
 
 
