@@ -46,6 +46,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ml.registry import Metric, TrainingRun, Window
+from ml.relations import to_frame
 
 __all__ = [
     "TASKS", "CLASSIFIER_PARAMS", "BASELINES", "TOP_SHARE", "precision_at_top",
@@ -184,8 +185,8 @@ def read_sample(relation: Any, key: str, role: str, max_rows: int,
     rows = relation.filter(f"ml_role = '{role}'")
     if max_rows <= 0:
         raise ValueError("max_rows must be positive")
-    return (rows.order(f"md5(cast({key} as varchar) || ':{int(seed)}')")
-            .limit(int(max_rows)).df())
+    return to_frame(rows.order(f"md5(cast({key} as varchar) || ':{int(seed)}')")
+                    .limit(int(max_rows)))
 
 
 # --------------------------------------------------------------------------- models

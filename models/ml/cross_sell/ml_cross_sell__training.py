@@ -4,6 +4,7 @@ test split beside popularity.
 Thin wrapper over ml.cross_sell.train_cross_sell; returns the one-row registry record.
 """
 from ml.cross_sell import train_cross_sell
+from ml.relations import to_frame
 
 
 def model(dbt, session):
@@ -11,9 +12,9 @@ def model(dbt, session):
     rules = dbt.ref("int_cross_sell_rules_mined").filter("mining_window = 'train'").df()
     items = dbt.ref("int_cross_sell_items_counted").filter("mining_window = 'train'").df()
     baskets = dbt.ref("int_cross_sell_baskets")
-    test_baskets = baskets.filter(
+    test_baskets = to_frame(baskets.filter(
         "split = 'test' and not is_oversized and basket_items >= 2"
-    ).df()
+    ))
     test_dates = baskets.filter("split = 'test'").aggregate(
         "min(session_date) as first_date, max(session_date) + 1 as end_date"
     ).df()

@@ -3,6 +3,7 @@ import pandas as pd
 
 from ml.propensity import TASKS, score_propensity
 from ml.registry import load_model, run_of, with_run
+from ml.relations import to_frame
 
 
 def model(dbt, session):
@@ -16,7 +17,7 @@ def model(dbt, session):
     for task, rows in open_rows.items():
         record = run_of(runs, TASKS[task]["model_name"])
         model_ = load_model(record["model_artifact"])
-        scores.append(with_run(score_propensity(model_, rows.df()), record))
+        scores.append(with_run(score_propensity(model_, to_frame(rows)), record))
     # session_id travels through pandas as text; stored as the UUID of fct_sessions
     return session.from_df(pd.concat(scores, ignore_index=True)).project(
         "* replace (cast(session_id as uuid) as session_id)")
