@@ -5,6 +5,7 @@ or Spark (tests/python/test_bench.py). Units: seconds and bytes unless a name sa
 """
 from __future__ import annotations
 
+import bisect
 import math
 from datetime import datetime
 from typing import Iterable, Sequence
@@ -129,6 +130,41 @@ def summarize_build(intervals: Sequence[dict]) -> dict:
         "failed": sorted(i["unique_id"] for i in intervals
                          if i["status"] in ("error", "fail", "runtime error")),
     }
+
+
+def parse_cpu_timeline(text: str) -> list[tuple[float, float]]:
+    """(POSIX seconds, tree CPU seconds so far) samples, as proctree.run_measured writes them."""
+    return [(float(t), float(c)) for t, c in
+            (line.split() for line in text.splitlines() if line.strip())]
+
+
+def cpu_between(samples: Sequence[tuple[float, float]], start: float, end: float) -> float:
+    """CPU seconds the process tree used from start to end, interpolated between samples."""
+    times = [t for t, _ in samples]
+
+    def at(moment: float) -> float:
+        i = min(max(bisect.bisect_left(times, moment), 1), len(samples) - 1)
+        (t0, c0), (t1, c1) = samples[i - 1], samples[i]
+        if moment <= t0:
+            return c0
+        if moment >= t1:
+            return c1
+        return c0 + (c1 - c0) * (moment - t0) / (t1 - t0)
+
+    return at(end) - at(start) if len(samples) >= 2 else 0.0
+
+
+def node_cpu(intervals: Sequence[dict], samples: Sequence[tuple[float, float]]) -> list[dict]:
+    """The intervals with cpu_s (CPU used while the node ran) and cores (cpu_s per second).
+
+    Exact per node only with one dbt thread: nodes running side by side share the CPU.
+    """
+    nodes = []
+    for i in intervals:
+        cpu = cpu_between(samples, i["start"], i["end"])
+        wall = i["end"] - i["start"]
+        nodes.append({**i, "cpu_s": cpu, "cores": cpu / wall if wall > 0 else None})
+    return nodes
 
 
 def node_area(unique_id: str, manifest: dict | None = None) -> str:
@@ -276,22 +312,36 @@ IN_ENGINE = {
 
 
 def phase_rows(result: dict) -> list[list]:
-    """Rows (size, phase, wall s, in-engine s, peak RSS tree GB, note) of one size."""
+    """Rows (size, phase, wall s, in-engine s, CPU s, cores busy, peak RSS tree GB, note)
+    of one size; cores busy = CPU s / wall s, the average number of cores the phase used."""
     rows = []
     for name, description in PHASE_ORDER:
         phase = result["phases"].get(name)
         if phase is None:
             continue
         inner = phase.get(IN_ENGINE.get(name, ""))
-        rows.append([result["size"], name, phase.get("wall_s"), inner,
+        cpu, wall = phase.get("cpu_s"), phase.get("wall_s")
+        rows.append([result["size"], name, wall, inner, cpu,
+                     cpu / wall if cpu is not None and wall else None,
                      gb(phase.get("peak_rss_tree_bytes")),
                      phase.get("note") or description])
     return rows
 
 
+def cpu_floor_line(result: dict, cores: int) -> str | None:
+    """The full build's CPU work and the shortest wall that work allows on `cores` cores."""
+    build = result["phases"].get("full_build", {})
+    if build.get("cpu_s") is None or not build.get("wall_s"):
+        return None
+    return (f"{result['size']} full build: {build['cpu_s']:.0f} CPU s in {build['wall_s']:.0f} s "
+            f"wall, {build['cpu_s'] / build['wall_s']:.2f} of {cores} cores busy on average; "
+            f"the same work can't take less than {build['cpu_s'] / cores:.0f} s on this machine.")
+
+
 def phase_table(results: Sequence[dict]) -> str:
     """The phase table of one or more sizes."""
-    header = ["size", "phase", "wall s", "in-engine s", "peak RSS GB (tree)", "what"]
+    header = ["size", "phase", "wall s", "in-engine s", "CPU s", "cores busy",
+              "peak RSS GB (tree)", "what"]
     rows = [row for result in results for row in phase_rows(result)]
     return markdown_table(header, rows)
 

@@ -76,14 +76,14 @@ def commit() -> str:
 
 
 def measured(name: str, command: list[str], work: Path, *, env: dict | None = None,
-             check: bool = True) -> dict:
+             check: bool = True, cpu_timeline: Path | None = None) -> dict:
     """Run one phase, log to work/logs/<name>.log, raise BenchError on a non-zero exit."""
     log = work / "logs" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"  {name}: {shlex.join(command)}", flush=True)
-    phase = run_measured(command, env=env, cwd=REPO, log_path=log)
+    phase = run_measured(command, env=env, cwd=REPO, log_path=log, cpu_timeline=cpu_timeline)
     phase["log"] = str(log)
-    print(f"  {name}: {phase['wall_s']:.1f} s, peak RSS (tree) "
+    print(f"  {name}: {phase['wall_s']:.1f} s, {phase['cpu_s']:.1f} CPU s, peak RSS (tree) "
           f"{phase['peak_rss_tree_bytes'] / 1e9:.2f} GB", flush=True)
     if check and phase["returncode"] != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
@@ -144,7 +144,7 @@ def dbt_phase(name: str, args: list[str], warehouse: Path, events_glob: str, wor
                      DUCKDB_MEMORY_LIMIT=memory_limit, DBT_THREADS=str(threads))
     phase = measured(name, [str(BIN / "dbt"), *args, "--project-dir", str(REPO),
                             "--target-path", str(target), "--log-path", str(work / "logs")],
-                     work, env=env)
+                     work, env=env, cpu_timeline=work / f"cpu_{name}.txt")  # bench.build_profile
     run_results = json.loads((target / "run_results.json").read_text())
     manifest = json.loads((target / "manifest.json").read_text())
     shutil.copy(target / "run_results.json", work / f"run_results_{name}.json")
@@ -314,8 +314,12 @@ def report(run: dict) -> str:
         lines += ["", (f"Spark {spark['spark_version']}, {spark['master']} "
                        f"({spark['default_parallelism']} cores), driver memory "
                        f"{spark['driver_memory']}, AQE {spark['adaptive']}.")]
-    lines += ["", R.phase_table(results), "",
-              R.ratio_table(results, run["exponent"], run["exponent_note"]), "",
+    lines += ["", R.phase_table(results), ""]
+    for result in results:
+        floor = R.cpu_floor_line(result, run["machine"]["cores"])
+        if floor:
+            lines += [floor, ""]
+    lines += [R.ratio_table(results, run["exponent"], run["exponent_note"]), "",
               R.check_table(results), ""]
     return "\n".join(lines)
 

@@ -102,7 +102,7 @@ def _size_result(events=1_000_000, **overrides):
     phases = {
         "raw_scan_warm": {"wall_s": 1.5, "query_s": 0.5, "peak_rss_tree_bytes": 1e8},
         "full_build": {"wall_s": 100.0, "sql_wall_s": 40.0, "node_span_s": 80.0,
-                       "peak_rss_tree_bytes": 2.5e9},
+                       "cpu_s": 150.0, "peak_rss_tree_bytes": 2.5e9},
         "incremental_day": {"wall_s": 20.0, "node_span_s": 12.0, "peak_rss_tree_bytes": 1e9},
         "marts_dbt": {"wall_s": 15.0, "node_span_s": 5.0, "peak_rss_tree_bytes": 5e8},
         "marts_spark": {"wall_s": 60.0, "compute_s": 50.0, "peak_rss_tree_bytes": 2e9},
@@ -144,7 +144,8 @@ def test_tables_show_values_targets_and_checks():
     assert "| 1M | full build wall s (target at 67.5M) | 100.00 | 600.00 | - |" in ratio_md
     phase_md = R.phase_table([result])
     assert phase_md.splitlines()[0].startswith("| size | phase | wall s")
-    assert "| 1M | full_build | 100.00 | 40.00 | 2.50 |" in phase_md
+    assert "| 1M | full_build | 100.00 | 40.00 | 150.00 | 1.50 | 2.50 |" in phase_md
+    assert "| 1M | marts_dbt | 15.00 | 5.00 | - | - | 0.50 |" in phase_md  # no CPU measured
     check_md = R.check_table([result])
     assert "| 1M | fct_sessions | count(*), sum(revenue) | 10 / 99.50 | 10 / 99.50 | equal |" \
         in check_md
@@ -160,6 +161,40 @@ def test_tree_rss_includes_children(tmp_path):
     assert measured["wall_s"] >= 1.5
     assert measured["peak_rss_tree_bytes"] > 200 * 1024 * 1024
     assert measured["max_rss_single_bytes"] > 200 * 1024 * 1024
+
+
+def test_cpu_time_counts_children_and_is_sampled(tmp_path):
+    # A parent that sleeps while its child spins for ~1 s of CPU: the tree's CPU is the
+    # child's, and the timeline's last sample is close to the exact total.
+    child = "import time; end = time.process_time() + 1.0\nwhile time.process_time() < end: pass"
+    parent = f"import subprocess, sys, time; subprocess.run([sys.executable, '-c', {child!r}]); time.sleep(0.3)"
+    timeline = tmp_path / "cpu.txt"
+    measured = run_measured([sys.executable, "-c", parent], log_path=tmp_path / "log",
+                            cpu_timeline=timeline)
+    assert measured["returncode"] == 0
+    assert 1.0 <= measured["cpu_s"] < measured["wall_s"] + 0.5
+    samples = R.parse_cpu_timeline(timeline.read_text())
+    assert len(samples) > 5
+    assert [t for t, _ in samples] == sorted(t for t, _ in samples)
+    assert samples[-1][1] == pytest.approx(measured["cpu_s"], abs=0.3)
+
+
+def test_node_cpu_interpolates_between_samples():
+    samples = [(100.0, 0.0), (101.0, 2.0), (103.0, 3.0), (104.0, 3.0)]
+    assert R.cpu_between(samples, 100.5, 102.0) == pytest.approx(1.5)
+    assert R.cpu_between(samples, 99.0, 110.0) == pytest.approx(3.0)  # clamped to the samples
+    nodes = R.node_cpu([{"unique_id": "a", "start": 100.0, "end": 101.0},
+                        {"unique_id": "b", "start": 103.0, "end": 104.0}], samples)
+    assert [(n["cpu_s"], n["cores"]) for n in nodes] == [(2.0, 2.0), (0.0, 0.0)]
+    assert R.parse_cpu_timeline("100.0 0.0\n101.0 2.5\n") == [(100.0, 0.0), (101.0, 2.5)]
+
+
+def test_cpu_floor_is_the_build_cpu_over_the_cores():
+    result = {"size": "67.5M", "phases": {"full_build": {"wall_s": 1000.0, "cpu_s": 1800.0}}}
+    line = R.cpu_floor_line(result, cores=2)
+    assert "1800 CPU s in 1000 s wall, 1.80 of 2 cores busy" in line
+    assert "less than 900 s" in line
+    assert R.cpu_floor_line({"size": "1M", "phases": {"full_build": {"wall_s": 1.0}}}, 2) is None
 
 
 def test_exponent_completes_from_stored_results_of_the_same_commit(tmp_path):
