@@ -86,11 +86,6 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(tick) for tick in fields[11:15]) / CLOCK_TICKS
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Sum of VmRSS over pid and its descendants."""
-    return sum(rss_bytes(p) for p in descendants(pid))
-
-
 def run_measured(command: list[str], *, env: dict | None = None, cwd: str | Path | None = None,
                  log_path: Path | None = None, interval: float = 0.1,
                  cpu_timeline: Path | None = None) -> dict:
