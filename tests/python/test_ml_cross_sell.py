@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from dbt_project import query
-from ml.cross_sell import (evaluate_cross_sell, hit_rates, popularity_recommendations,
-                           rule_recommendations, train_cross_sell)
+from ml.cross_sell import (cross_sell_recommendations, evaluate_cross_sell, hit_rates,
+                           popularity_recommendations, rule_recommendations, train_cross_sell)
 
 # --- small frames -----------------------------------------------------------------------
 
@@ -54,6 +54,18 @@ def test_popularity_never_recommends_the_known_item() -> None:
     assert by_antecedent == {9: [8, 7], 3: [9, 8]}
 
 
+def test_rules_are_topped_up_with_popular_items_to_fill_the_slot() -> None:
+    # 1 has one rule (-> 8); 8 is also popular, so it is not proposed twice, and 1 itself
+    # is popular but never proposed next to itself. 4 has no rule: popularity alone.
+    known = pd.DataFrame({"basket_level": "product", "antecedent_id": [1, 4]})
+    recs = cross_sell_recommendations(rules((1, 8, 1), (2, 3, 1)), items([8, 1, 9, 7, 6]),
+                                      known, k=3)
+    by_antecedent = recs.groupby("antecedent_id")["item_id"].apply(list).to_dict()
+    assert by_antecedent == {1: [8, 9, 7], 4: [8, 1, 9]}
+    assert recs.groupby("antecedent_id")["rank"].apply(list).to_dict() == {
+        1: [1, 2, 3], 4: [1, 2, 3]}
+
+
 def test_a_hit_needs_the_recommendation_among_the_other_items() -> None:
     # s0: 1 then 2 -> rule 1->2 hits; s1: 1 then 3 -> misses; s2: 2 then 1 -> no rule for 2;
     # s3: a single item -> not evaluated.
@@ -87,6 +99,12 @@ def test_evaluation_compares_rules_and_popularity_on_the_same_sessions() -> None
     assert at1["popularity_all_hit_rate"] == pytest.approx(2 / 6)  # s3, s4
     assert at2["rules_hit_rate"] == pytest.approx(3 / 4)          # s0, s1, s2 (8)
     assert at2["popularity_hit_rate"] == pytest.approx(2 / 4)     # s2 (8), s3 (9)
+    # At k=3 rule 1 -> 2, 1 -> 8 leave one slot, filled with 9: s3 is now a hit too.
+    at3 = evaluate_cross_sell(rules((1, 2, 1), (1, 8, 2)), items([9, 8, 7]), test,
+                              ks=(3,)).set_index(["basket_level", "k"]).loc[("product", 3)]
+    assert at3["covered_sessions"] == 4
+    assert at3["rules_hit_rate"] == pytest.approx(4 / 4)
+    assert at3["fallback_hit_rate"] == pytest.approx(5 / 6)       # s5 (5) misses
     # No category rows at all: the rates are NaN, not 0.
     assert table.loc[("category", 1), "multi_item_sessions"] == 0
     assert math.isnan(table.loc[("category", 1), "rules_hit_rate"])
