@@ -18,9 +18,10 @@ The blend scores every (user, product) pair as
           + popularity_weight x pop / max(pop)
 
 where ``cf`` is the user's interaction weights times the item-item similarities (plus
-``self_weight`` x the user's own weight on the product: re-visits are the commonest
-next-day interaction), ``share`` is the user's share of interaction weight in the
-product's leaf category, and ``pop`` the product's popularity. A user without history
+``self_weight`` x the user's own weight on the product: re-visits), ``share`` is the
+user's share of interaction weight in the product's leaf category, and ``pop`` the
+product's popularity. The weights are chosen among ``BLEND_CANDIDATES`` on a validation
+day before the test day (``select_blend``). A user without history
 gets popularity; a product without co-interactions is reached through its category and
 popularity. Products the user already bought are never recommended (the one exclusion,
 applied to every method alike).
@@ -38,6 +39,7 @@ popularity).
 """
 from __future__ import annotations
 
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -51,8 +53,9 @@ from scipy import sparse
 from ml.registry import Metric, TrainingRun, Window
 
 __all__ = [
-    "Blend", "MODEL_BLEND", "BASELINES", "Catalogue", "recommend", "ranking_metrics",
-    "planted_category_share", "evaluate", "train_recommendations", "similar_products",
+    "Blend", "MODEL_BLEND", "BLEND_CANDIDATES", "BASELINES", "Catalogue", "recommend",
+    "ranking_metrics", "planted_category_share", "evaluate", "select_blend",
+    "train_recommendations", "blend_of", "similar_products",
 ]
 
 
@@ -65,9 +68,14 @@ class Blend:
     self_weight: float = 1.0
 
 
-# Fixed a priori (not tuned on the test day): CF first, then the user's categories,
-# then global popularity as a tie-breaker for cold users and items.
+# The a priori blend: CF first, then the user's categories, then global popularity as a
+# tie-breaker for cold users and items.
 MODEL_BLEND = Blend()
+# The blends train_recommendations chooses from on the validation day, the a priori one
+# first (it wins ties). What a re-visit and a best-seller are worth differs between shops.
+BLEND_CANDIDATES: tuple[Blend, ...] = tuple(
+    Blend(self_weight=self_weight, popularity_weight=popularity_weight)
+    for self_weight in (1.0, 0.5, 0.0) for popularity_weight in (0.1, 0.5))
 # The baselines, in the same scorer. The 1e-6 popularity term only breaks ties.
 BASELINES: dict[str, Blend] = {
     "popularity": Blend(cf_weight=0.0, content_weight=0.0, popularity_weight=1.0,
@@ -410,19 +418,44 @@ def _window(frame: pd.DataFrame, role: str) -> pd.DataFrame:
     return frame[frame["window_role"] == role].drop(columns="window_role")
 
 
+def select_blend(train_items: pd.DataFrame, test_items: pd.DataFrame,
+                 catalogue: Catalogue, candidates: tuple[Blend, ...] = BLEND_CANDIDATES,
+                 n: int = 20) -> tuple[Blend, list[float]]:
+    """The candidate with the best NDCG@n on `test_items` (ties: the earlier one), and
+    every candidate's NDCG. Without positives to rank, the first candidate and NaNs."""
+    if not candidates:
+        raise ValueError("no candidate blend to choose from")
+    positives = _positives(train_items, test_items)
+    if positives.empty:
+        return candidates[0], [float("nan")] * len(candidates)
+    users = np.unique(positives["user_id"].to_numpy(np.int64))
+    scores = [ranking_metrics(recommend(train_items, catalogue, users=users, n=n,
+                                        blend=blend), positives, k=n)[f"ndcg_at_{n}"]
+              for blend in candidates]
+    return candidates[int(np.argmax(scores))], scores
+
+
 def train_recommendations(windows: pd.DataFrame, items: pd.DataFrame,
                           neighbours: pd.DataFrame, user_items: pd.DataFrame,
                           planted: pd.DataFrame | None = None, n: int = 20,
-                          blend: Blend = MODEL_BLEND,
+                          candidates: tuple[Blend, ...] = BLEND_CANDIDATES,
                           params: dict[str, Any] | None = None) -> TrainingRun:
-    """The registry record of one evaluation: train window before the cutoff, test on
-    the cutoff day, every metric beside both baselines.
+    """The registry record of one evaluation: the blend chosen among `candidates` on the
+    validation day (window roles `validation_train`, `validation_test`), then trained on
+    the days before the cutoff and tested on the cutoff day (`train`, `test`), every
+    metric beside both baselines.
 
     Metrics: recall_at_n, ndcg_at_n (primary: ndcg vs popularity), and with planted
     truth planted_top_category_share; split ``test`` compares with ``popularity``,
-    split ``test_vs_category_popularity`` with ``category_popularity``.
+    split ``test_vs_category_popularity`` with ``category_popularity``. params holds the
+    chosen blend's weights and `blend_candidates`, each with its validation NDCG.
     """
     window = windows.iloc[0]
+    blend, validation_ndcg = select_blend(
+        _window(user_items, "validation_train"), _window(user_items, "validation_test"),
+        Catalogue(_window(items, "validation_train"),
+                  _window(neighbours, "validation_train")),
+        candidates, n=n)
     catalogue = Catalogue(_window(items, "train"), _window(neighbours, "train"))
     train = _window(user_items, "train")
     results = evaluate(train, _window(user_items, "test"), catalogue, n=n, blend=blend,
@@ -448,9 +481,19 @@ def train_recommendations(windows: pd.DataFrame, items: pd.DataFrame,
                 "planted_users": int(results["counts"]["planted_users"]),
                 "has_planted_truth": planted is not None and not planted.empty,
                 "excluded": "products the user bought before",
+                "blend_candidates": [
+                    {**asdict(candidate),
+                     f"validation_ndcg_at_{n}": None if np.isnan(score) else score}
+                    for candidate, score in zip(candidates, validation_ndcg)],
                 **(params or {})},
         metrics=metrics,
     )
+
+
+def blend_of(params_json: str) -> Blend:
+    """The blend a training run chose, from its registry record's params_json."""
+    params = json.loads(params_json)
+    return Blend(**{field: float(params[field]) for field in Blend.__dataclass_fields__})
 
 
 def similar_products(neighbours: pd.DataFrame, content: pd.DataFrame, n: int = 20,

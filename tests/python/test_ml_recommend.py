@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from dbt_project import query
-from ml.recommend import (BASELINES, MODEL_BLEND, Blend, Catalogue, planted_category_share,
+from ml.recommend import (BASELINES, BLEND_CANDIDATES, MODEL_BLEND, Blend, Catalogue,
+                          blend_of, planted_category_share, select_blend,
                           ranking_metrics, recommend, similar_products,
                           train_recommendations)
 
@@ -38,6 +39,14 @@ def make_world(n_users: int = 300, n_products: int = 120, n_categories: int = 6,
             for product in chosen:
                 rows.append((role, user + 1, int(product), float(rng.integers(1, 4)),
                              bool(rng.random() < 0.1)))
+    # the validation day's windows: a second draw of the same world, one day earlier
+    validation_rng = np.random.default_rng(seed + 1000)
+    for user in range(n_users):
+        in_cat = products[category == preferred[user]]
+        p = appeal[category == preferred[user]] / appeal[category == preferred[user]].sum()
+        for role, count in (("validation_train", 8), ("validation_test", 3)):
+            for product in validation_rng.choice(in_cat, count, p=p):
+                rows.append((role, user + 1, int(product), 1.0, False))
     user_items = (pd.DataFrame(rows, columns=["window_role", "user_id", "product_id",
                                               "interaction_weight", "is_purchased"])
                   .groupby(["window_role", "user_id", "product_id"], as_index=False)
@@ -68,6 +77,11 @@ def make_world(n_users: int = 300, n_products: int = 120, n_categories: int = 6,
     return {"items": items.assign(window_role="train"),
             "neighbours": neighbours.assign(window_role="train"),
             "user_items": user_items, "planted": planted, "windows": windows}
+
+
+def both_windows(frame: pd.DataFrame) -> pd.DataFrame:
+    """A `train` catalogue frame, also as the validation day's (a static world)."""
+    return pd.concat([frame, frame.assign(window_role="validation_train")])
 
 
 def brute_force(user_items: pd.DataFrame, catalogue: Catalogue, user: int, n: int,
@@ -157,7 +171,8 @@ def test_planted_category_share_counts_missing_categories_as_unknown() -> None:
 
 def test_training_run_beats_popularity_and_finds_the_planted_categories() -> None:
     world = make_world(seed=2)
-    run = train_recommendations(world["windows"], world["items"], world["neighbours"],
+    run = train_recommendations(world["windows"], both_windows(world["items"]),
+                                both_windows(world["neighbours"]),
                                 world["user_items"], planted=world["planted"], n=20)
     assert run.model_name == "recommendations" and run.n_test > 250
     metrics = {(m.metric, m.split): m for m in run.metrics}
@@ -172,9 +187,66 @@ def test_training_run_beats_popularity_and_finds_the_planted_categories() -> Non
     frame = run.to_frame()
     assert json.loads(frame.loc[0, "params_json"])["has_planted_truth"] is True
     # without truth the planted metric is simply absent
-    bare = train_recommendations(world["windows"], world["items"], world["neighbours"],
+    bare = train_recommendations(world["windows"], both_windows(world["items"]),
+                                 both_windows(world["neighbours"]),
                                  world["user_items"], planted=None, n=20)
     assert {m.metric for m in bare.metrics} == {"recall_at_20", "ndcg_at_20"}
+
+
+def revisiting_world(revisit: bool) -> dict[str, pd.DataFrame]:
+    """make_world whose validation day holds, per user, either only products the user
+    touched before (`revisit`) or only products the user never touched."""
+    world = make_world(seed=5)
+    items = world["user_items"]
+    history = items[items["window_role"] == "validation_train"]
+    keys = ["user_id", "product_id"]
+    if revisit:
+        day = history.groupby("user_id").head(2).assign(window_role="validation_test")
+    else:
+        day = items[items["window_role"] == "validation_test"].merge(
+            history[keys], on=keys, how="left", indicator=True)
+        day = day[day["_merge"] == "left_only"].drop(columns="_merge")
+    world["user_items"] = pd.concat([items[items["window_role"] != "validation_test"], day])
+    return world
+
+
+@pytest.mark.parametrize("revisit, self_weight", [(True, 1.0), (False, 0.0)])
+def test_the_blend_is_chosen_on_the_validation_day(revisit: bool,
+                                                   self_weight: float) -> None:
+    world = revisiting_world(revisit)
+    items = world["user_items"]
+    catalogue = Catalogue(world["items"], world["neighbours"])
+    chosen, scores = select_blend(items[items["window_role"] == "validation_train"],
+                                  items[items["window_role"] == "validation_test"],
+                                  catalogue, n=20)
+    assert len(scores) == len(BLEND_CANDIDATES)
+    assert chosen == BLEND_CANDIDATES[int(np.argmax(scores))]
+    # re-visits planted: the user's own products first; none: they only waste slots
+    assert chosen.self_weight == self_weight, scores
+    # the run records the choice, and production reads the same blend back
+    run = train_recommendations(world["windows"], both_windows(world["items"]),
+                                both_windows(world["neighbours"]), items, n=20)
+    params = json.loads(run.to_frame().loc[0, "params_json"])
+    assert blend_of(run.to_frame().loc[0, "params_json"]) == chosen
+    assert [c["validation_ndcg_at_20"] for c in params["blend_candidates"]] == \
+        pytest.approx(scores)
+    # the test day is never looked at: scrambling it leaves the choice alone
+    scrambled = items.copy()
+    test = scrambled["window_role"] == "test"
+    scrambled.loc[test, "product_id"] = scrambled.loc[test, "product_id"].to_numpy()[::-1]
+    again = train_recommendations(world["windows"], both_windows(world["items"]),
+                                  both_windows(world["neighbours"]), scrambled, n=20)
+    assert blend_of(again.to_frame().loc[0, "params_json"]) == chosen
+
+
+def test_without_a_validation_day_the_first_candidate_is_kept() -> None:
+    world = make_world(n_users=40, seed=6)
+    items = world["user_items"]
+    catalogue = Catalogue(world["items"], world["neighbours"])
+    chosen, scores = select_blend(items[items["window_role"] == "validation_train"],
+                                  items.iloc[0:0], catalogue, n=20)
+    assert chosen == BLEND_CANDIDATES[0] == MODEL_BLEND
+    assert all(np.isnan(scores))
 
 
 def test_training_is_blind_to_the_test_rows_of_other_users() -> None:
@@ -233,10 +305,9 @@ def evaluation(synth_warehouse) -> dict:
     planted = truth.loc[truth["actor_type"] == "human", ["user_id", "top_category_l1"]]
     run = train_recommendations(
         _frame(db, "select * from int_recommend_windows"),
-        _frame(db, "select * from int_recommend_item_popularity where window_role = 'train'"),
-        _frame(db, "select * from int_recommend_item_neighbours where window_role = 'train'"),
-        _frame(db, "select * from int_recommend_user_items "
-                   "where window_role in ('train', 'test')"),
+        _frame(db, "select * from int_recommend_item_popularity where window_role != 'full'"),
+        _frame(db, "select * from int_recommend_item_neighbours where window_role != 'full'"),
+        _frame(db, "select * from int_recommend_user_items where window_role != 'full'"),
         planted=planted, n=20)
     replayed = {(m.metric, m.split): m for m in run.metrics}
     print("recommendations:", json.dumps({f"{k[0]}/{k[1]}": [m.value, m.baseline_value]

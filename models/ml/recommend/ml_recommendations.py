@@ -1,17 +1,13 @@
 """Top-N products for every active user as of the day after the last event, with the
-blend of the latest recommendations run (ml/recommend.py, recommend)."""
-from ml.recommend import Blend, Catalogue, recommend
+blend the latest recommendations run chose (ml/recommend.py, recommend)."""
+from ml.recommend import Catalogue, blend_of, recommend
 from ml.registry import run_columns_sql, run_of
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
     record = run_of(dbt.ref("ml_recommendations__training").df(), "recommendations")
-    # dbt passes a config key to a Python model only when it is read by a literal name
-    blend = Blend(cf_weight=float(dbt.config.get("cf_weight")),
-                  content_weight=float(dbt.config.get("content_weight")),
-                  popularity_weight=float(dbt.config.get("popularity_weight")),
-                  self_weight=float(dbt.config.get("self_weight")))
+    blend = blend_of(record["params_json"])
     # only the columns the scorer uses: a month has tens of millions of user items
     catalogue = Catalogue(
         dbt.ref("int_recommend_item_popularity").filter("window_role = 'full'")

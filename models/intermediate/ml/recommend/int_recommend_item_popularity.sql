@@ -3,9 +3,11 @@
 -- One row per window x catalogue product (every product in the events):
 -- category, brand, price band and the product's popularity in the window,
 -- the recency-weighted sum of its session interaction weights (docs block
--- recommend_popularity). Window `train` counts the days before the cutoff,
--- `full` every day; a product without interactions in a window has
--- popularity 0 and stays in the catalogue.
+-- recommend_popularity). Window `validation_train` counts the days before
+-- the validation day, `train` the days before the cutoff, `full` every day; a
+-- product without interactions in a window has popularity 0 and stays in the
+-- catalogue. One pass over the interactions, grouped by product and user,
+-- counts every window (a join to the windows read them once per window).
 {%- set half_life = var('recs_half_life_days') | float %}
 {%- set bands = var('recs_price_bands') | int %}
 with products as (
@@ -26,39 +28,90 @@ windows as (
 
 ),
 
-window_roles as (
+product_users as (
 
+    -- one row per product x user: its recency-weighted weight and whether it
+    -- falls in each window (a window counts the days before its end)
     select
-        'train' as window_role,
-        cutoff_date as end_date
-    from windows
-    union all
-    select
-        'full' as window_role,
-        as_of_date as end_date
-    from windows
-
-),
-
-interactions as (
-
-    select
-        window_roles.window_role,
         session_items.product_id,
+        session_items.user_id,
         sum(
             session_items.interaction_weight
             * pow(
                 0.5,
                 {{ dbt.datediff(
-                    'session_items.event_date', 'window_roles.end_date', 'day'
+                    'session_items.event_date', 'windows.validation_date', 'day'
                 ) }} / {{ half_life }}
             )
-        ) as popularity,
-        count(distinct session_items.user_id) as interacting_users
+        ) filter (
+            where session_items.event_date < windows.validation_date
+        ) as validation_train_popularity,
+        sum(
+            session_items.interaction_weight
+            * pow(
+                0.5,
+                {{ dbt.datediff(
+                    'session_items.event_date', 'windows.cutoff_date', 'day'
+                ) }} / {{ half_life }}
+            )
+        ) filter (
+            where session_items.event_date < windows.cutoff_date
+        ) as train_popularity,
+        sum(
+            session_items.interaction_weight
+            * pow(
+                0.5,
+                {{ dbt.datediff(
+                    'session_items.event_date', 'windows.as_of_date', 'day'
+                ) }} / {{ half_life }}
+            )
+        ) as full_popularity
     from session_items
-    inner join window_roles
-        on session_items.event_date < window_roles.end_date
+    cross join windows
     group by 1, 2
+
+),
+
+products_in_windows as (
+
+    select
+        product_users.product_id,
+        sum(product_users.validation_train_popularity)
+            as validation_train_popularity,
+        count(product_users.validation_train_popularity)
+            as validation_train_users,
+        sum(product_users.train_popularity) as train_popularity,
+        count(product_users.train_popularity) as train_users,
+        sum(product_users.full_popularity) as full_popularity,
+        count(*) as full_users
+    from product_users
+    group by 1
+
+),
+
+interactions as (
+
+    -- one row per window x product
+    select
+        'validation_train' as window_role,
+        product_id,
+        validation_train_popularity as popularity,
+        validation_train_users as interacting_users
+    from products_in_windows
+    union all
+    select
+        'train' as window_role,
+        product_id,
+        train_popularity as popularity,
+        train_users as interacting_users
+    from products_in_windows
+    union all
+    select
+        'full' as window_role,
+        product_id,
+        full_popularity as popularity,
+        full_users as interacting_users
+    from products_in_windows
 
 ),
 
@@ -75,6 +128,16 @@ catalogue as (
             order by avg_price asc, product_id asc
         ) as price_band
     from products
+
+),
+
+window_roles as (
+
+    select 'validation_train' as window_role
+    union all
+    select 'train' as window_role
+    union all
+    select 'full' as window_role
 
 ),
 
