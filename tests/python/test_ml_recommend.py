@@ -4,6 +4,7 @@ the generator's planted category preferences."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import duckdb
 import numpy as np
@@ -412,3 +413,48 @@ def test_training_inputs_stop_before_the_cutoff(synth_warehouse) -> None:
     """)
     train_last, test_first, test_last, cutoff = row
     assert train_last < cutoff and test_first == test_last == cutoff
+
+
+def test_validation_inputs_stop_before_the_validation_day(synth_warehouse) -> None:
+    db = synth_warehouse.database
+    (row,) = query(db, """
+        select
+            max(items.last_interaction_date)
+                filter (where items.window_role = 'validation_train'),
+            min(items.last_interaction_date)
+                filter (where items.window_role = 'validation_test'),
+            max(items.last_interaction_date)
+                filter (where items.window_role = 'validation_test'),
+            count(distinct items.user_id)
+                filter (where items.window_role = 'validation_test'),
+            any_value(windows.validation_date),
+            any_value(windows.cutoff_date)
+        from int_recommend_user_items as items
+        cross join int_recommend_windows as windows
+    """)
+    history_last, day_first, day_last, users, validation_date, cutoff = row
+    assert validation_date == cutoff - timedelta(days=1)
+    assert history_last < validation_date and day_first == day_last == validation_date
+    assert users >= 300
+    # the validation catalogue counts no session that reaches the validation day:
+    # a product seen only from that day on has no validation popularity
+    (late,) = query(db, """
+        with first_seen as (
+            select product_id, min(event_date) as first_date
+            from int_recommend_session_items
+            group by 1
+        )
+        select count(*) filter (where popularity.popularity > 0)
+        from int_recommend_item_popularity as popularity
+        inner join first_seen using (product_id)
+        cross join int_recommend_windows as windows
+        where
+            popularity.window_role = 'validation_train'
+            and first_seen.first_date >= windows.validation_date
+    """)
+    assert late == (0,)
+    # and the run recorded which blend the validation day chose
+    (params,) = query(db, "select params_json from ml_recommendations__training")
+    candidates = json.loads(params[0])["blend_candidates"]
+    assert len(candidates) == 6
+    assert all(c["validation_ndcg_at_20"] is not None for c in candidates)
