@@ -65,16 +65,16 @@ capped as (
 
 session_windows as (
 
-    -- a session is in a window when all of it is before the window's end (one
-    -- crossing into the test day is not in `train`)
+    -- a session is in an evaluation window when all of it is before the
+    -- window's end (one crossing into the test day is not in `train`); `full`
+    -- holds every session
     select
         capped.session_key,
         capped.product_id,
         capped.interaction_weight,
         capped.session_last_date
         < windows.validation_date as in_validation_train,
-        capped.session_last_date < windows.cutoff_date as in_train,
-        capped.session_last_date < windows.as_of_date as in_full
+        capped.session_last_date < windows.cutoff_date as in_train
     from capped
     cross join windows
 
@@ -90,9 +90,7 @@ item_totals as (
         sum(interaction_weight) filter (
             where in_train
         ) as train_total_weight,
-        sum(interaction_weight) filter (
-            where in_full
-        ) as full_total_weight
+        sum(interaction_weight) as full_total_weight
     from session_windows
     group by 1
 
@@ -119,8 +117,8 @@ session_pairs as (
         count(*) filter (where left_items.in_train) as train_co_sessions,
         sum(
             least(left_items.interaction_weight, right_items.interaction_weight)
-        ) filter (where left_items.in_full) as full_co_weight,
-        count(*) filter (where left_items.in_full) as full_co_sessions
+        ) as full_co_weight,
+        count(*) as full_co_sessions
     from session_windows as left_items
     inner join session_windows as right_items
         on
@@ -172,8 +170,8 @@ directed_pairs as not materialized (
 similarity_floors as (
 
     -- the var recs_neighbours-th best similarity of each product in each
-    -- window (its worst when it has fewer pairs), over the pairs sharing a
-    -- session of the window, as its rank is
+    -- window (its worst when it has fewer pairs); an evaluation window only
+    -- counts the pairs sharing one of its sessions, as its rank does
     select
         product_id,
         list_min(
@@ -186,11 +184,7 @@ similarity_floors as (
                 where train_co_sessions > 0
             )
         ) as train_floor,
-        list_min(
-            max(full_similarity, {{ neighbours }}) filter (
-                where full_co_sessions > 0
-            )
-        ) as full_floor
+        list_min(max(full_similarity, {{ neighbours }})) as full_floor
     from directed_pairs
     group by 1
 
@@ -212,8 +206,7 @@ candidates as (
             and directed_pairs.train_similarity >= similarity_floors.train_floor
         ) as is_train_candidate,
         (
-            directed_pairs.full_co_sessions > 0
-            and directed_pairs.full_similarity >= similarity_floors.full_floor
+            directed_pairs.full_similarity >= similarity_floors.full_floor
         ) as is_full_candidate
     from directed_pairs
     inner join similarity_floors
