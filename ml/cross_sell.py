@@ -153,24 +153,26 @@ def evaluate_cross_sell(rules: pd.DataFrame, items: pd.DataFrame,
     rows = []
     known = _known_items(test_baskets)
     for k in ks:
-        # is_recommended of rules alone says which sessions are covered.
-        coverage = hit_rates(test_baskets, rule_recommendations(rules, k), k)
+        # a session is covered when its known item has a rule of its own
+        by_rules = rule_recommendations(rules, k)
+        covered_items = (by_rules[["basket_level", "antecedent_id"]].drop_duplicates()
+                         .assign(is_covered=True))
         rule_hits = hit_rates(test_baskets,
                               cross_sell_recommendations(rules, items, known, k), k)
         pop_hits = hit_rates(test_baskets, popularity_recommendations(items, known, k), k)
-        keys = ["session_id", "basket_level", "antecedent_id"]
-        both = (rule_hits.drop(columns="is_recommended")
-                .merge(coverage[[*keys, "is_recommended"]], on=keys)
-                .merge(pop_hits, on=keys, suffixes=("_rules", "_pop")))
+        both = (rule_hits.merge(pop_hits, on=["session_id", "basket_level", "antecedent_id"],
+                                suffixes=("_rules", "_pop"))
+                .merge(covered_items, on=["basket_level", "antecedent_id"], how="left"))
+        both["is_covered"] = both["is_covered"].notna()
         for level in LEVELS:
             sessions = both[both["basket_level"] == level]
-            covered = sessions[sessions["is_recommended_rules"]]
+            covered = sessions[sessions["is_covered"]]
             rows.append({
                 "basket_level": level,
                 "k": int(k),
                 "multi_item_sessions": len(sessions),
                 "covered_sessions": len(covered),
-                "coverage": _rate(sessions["is_recommended_rules"]),
+                "coverage": _rate(sessions["is_covered"]),
                 "rules_hit_rate": _rate(covered["is_hit_rules"]),
                 "popularity_hit_rate": _rate(covered["is_hit_pop"]),
                 "fallback_hit_rate": _rate(sessions["is_hit_rules"]),
