@@ -8,7 +8,6 @@
 -- product without interactions in a window has popularity 0 and stays in the
 -- catalogue. One pass over the interactions, grouped by product and user,
 -- counts every window (a join to the windows read them once per window).
-{%- set half_life = var('recs_half_life_days') | float %}
 {%- set bands = var('recs_price_bands') | int %}
 with products as (
 
@@ -37,34 +36,25 @@ product_users as (
         session_items.user_id,
         sum(
             session_items.interaction_weight
-            * pow(
-                0.5,
-                {{ dbt.datediff(
-                    'session_items.event_date', 'windows.validation_date', 'day'
-                ) }} / {{ half_life }}
-            )
+            * {{ recommend_recency_decay(
+                'session_items.event_date', 'windows.validation_date'
+            ) }}
         ) filter (
             where session_items.event_date < windows.validation_date
         ) as validation_train_popularity,
         sum(
             session_items.interaction_weight
-            * pow(
-                0.5,
-                {{ dbt.datediff(
-                    'session_items.event_date', 'windows.cutoff_date', 'day'
-                ) }} / {{ half_life }}
-            )
+            * {{ recommend_recency_decay(
+                'session_items.event_date', 'windows.cutoff_date'
+            ) }}
         ) filter (
             where session_items.event_date < windows.cutoff_date
         ) as train_popularity,
         sum(
             session_items.interaction_weight
-            * pow(
-                0.5,
-                {{ dbt.datediff(
-                    'session_items.event_date', 'windows.as_of_date', 'day'
-                ) }} / {{ half_life }}
-            )
+            * {{ recommend_recency_decay(
+                'session_items.event_date', 'windows.as_of_date'
+            ) }}
         ) as full_popularity
     from session_items
     cross join windows

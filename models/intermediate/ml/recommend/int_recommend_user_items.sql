@@ -13,7 +13,6 @@
 -- Evaluation users of a day are users with an interaction on that day and at
 -- least one before it; above var recs_max_eval_users they are a seeded
 -- sample (by hash of user id and var ml_seed).
-{%- set half_life = var('recs_half_life_days') | float %}
 {%- set max_eval_users = var('recs_max_eval_users') | int %}
 {%- set seed = var('ml_seed') | int %}
 -- read twice or more: inlined, so DuckDB does not first copy the whole table
@@ -95,12 +94,9 @@ history_items as (
         session_items.product_id,
         sum(
             session_items.interaction_weight
-            * pow(
-                0.5,
-                {{ dbt.datediff(
-                    'session_items.event_date', 'eval_users.label_date', 'day'
-                ) }} / {{ half_life }}
-            )
+            * {{ recommend_recency_decay(
+                'session_items.event_date', 'eval_users.label_date'
+            ) }}
         ) as interaction_weight,
         bool_or(session_items.is_purchased) as is_purchased,
         max(session_items.event_date) as last_interaction_date
@@ -148,12 +144,9 @@ full_items as (
         session_items.product_id,
         sum(
             session_items.interaction_weight
-            * pow(
-                0.5,
-                {{ dbt.datediff(
-                    'session_items.event_date', 'windows.as_of_date', 'day'
-                ) }} / {{ half_life }}
-            )
+            * {{ recommend_recency_decay(
+                'session_items.event_date', 'windows.as_of_date'
+            ) }}
         ) as interaction_weight,
         bool_or(session_items.is_purchased) as is_purchased,
         max(session_items.event_date) as last_interaction_date
