@@ -24,12 +24,14 @@ DOCS_HOST ?= 127.0.0.1
 # The dashboard reads the serving copy only.
 DASHBOARD_PORT ?= 8501
 
-.PHONY: help install data build publish report daily demo docs mf-example test lint clean \
+.PHONY: help install data build build-production evaluate model-cards publish report daily demo docs mf-example test lint clean \
 	dashboard screenshots bench bench-env
 
 help:
 	@echo "make demo   install, generate ~2M events, dbt build, publish, print headline figures"
 	@echo "make test   the whole test suite (pytest: python package, dbt, sqlfluff)"
+	@echo "make build-production  the scheduled build: every model trained once, no evaluation"
+	@echo "make evaluate   rolling-origin evaluation of every model (intervals, verdicts)"
 	@echo "make daily      after a new day's file: the incremental daily run (selectors.yml)"
 	@echo "make publish    after a successful build: the read-only serving copy and Parquet"
 	@echo "make dashboard  the Streamlit dashboard on the serving copy (DASHBOARD_PORT=$(DASHBOARD_PORT))"
@@ -51,8 +53,18 @@ data: install
 	$(BIN)/python -m ml.synth --events $(DEMO_EVENTS) --start $(DEMO_START) \
 		--days $(DEMO_DAYS) --seed $(DEMO_SEED) --format csv.gz --split month --out $(DATA_DIR)
 
+# Everything: the production path and the rolling-origin evaluation of every model.
 build: install
 	$(BIN)/dbt build
+
+# What a schedule runs: each model tunes on its latest validation window, trains once and
+# scores; the rolling-origin evaluation (selector `evaluate`) is left out.
+build-production: install
+	$(BIN)/dbt build --selector production
+
+# The rolling-origin evaluation alone (after a build): intervals, verdicts, registry.
+evaluate: install
+	$(BIN)/dbt build --selector evaluate
 
 # After a new day's file arrives: staging, sessions and the event-level marts,
 # incrementally, with their tests (selectors.yml). `make build` refreshes the rest.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import pickle
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
@@ -29,24 +30,71 @@ TRACKED_LIBRARIES = ("duckdb", "numpy", "pandas", "scikit-learn", "scipy", "stat
 class Metric:
     """One evaluation figure of a run, beside the same figure for its baseline.
 
-    `split` names the data it was measured on (e.g. "test"); `higher_is_better` says
-    which direction wins; `is_primary` marks the metric the guardrail compares.
+    `split` names the data it was measured on ("validation", "test"); `cutoff` is the
+    test cutoff of a rolling-origin evaluation; `higher_is_better` says which direction
+    wins; `is_primary` marks the metric the guardrail compares. The `*_ci_*` fields are
+    bootstrap intervals (ml/evaluation.py) of the model's value, the baseline's and
+    their difference (model minus baseline); `verdict()` reads the last.
+
+    An undefined value (no positives, nothing estimable) is None with `undefined_reason`,
+    never NaN: a NaN passed in becomes None with a generic reason.
     """
     metric: str
-    value: float
+    value: float | None
     baseline: str | None = None
     baseline_value: float | None = None
     split: str = "test"
     higher_is_better: bool = True
     is_primary: bool = False
+    cutoff: date | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    baseline_ci_low: float | None = None
+    baseline_ci_high: float | None = None
+    diff_ci_low: float | None = None
+    diff_ci_high: float | None = None
+    undefined_reason: str | None = None
+    n_units: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("value", "baseline_value", "ci_low", "ci_high", "baseline_ci_low",
+                     "baseline_ci_high", "diff_ci_low", "diff_ci_high"):
+            number = getattr(self, name)
+            if number is not None and not math.isfinite(float(number)):
+                object.__setattr__(self, name, None)
+                if name in ("value", "baseline_value") and self.undefined_reason is None:
+                    object.__setattr__(self, "undefined_reason",
+                                       f"{name} undefined on this data")
 
     def beats_baseline(self) -> bool | None:
-        """True when the model is at least as good as its baseline; None without one."""
-        if self.baseline_value is None:
+        """The point comparison: True when the model is at least as good as its
+        baseline; None without a baseline or with an undefined value."""
+        if self.baseline_value is None or self.value is None:
             return None
         if self.higher_is_better:
             return self.value >= self.baseline_value
         return self.value <= self.baseline_value
+
+    def verdict(self) -> str | None:
+        """better / worse / inconclusive from the interval of the difference; None
+        without one (no baseline, undefined, or no interval computed)."""
+        return verdict(self.diff_ci_low, self.diff_ci_high, self.higher_is_better)
+
+
+def verdict(diff_low: float | None, diff_high: float | None,
+            higher_is_better: bool = True) -> str | None:
+    """``better`` when the interval of model minus baseline lies above 0 (in the metric's
+    good direction), ``worse`` when it lies below, else ``inconclusive``; None without an
+    interval."""
+    if diff_low is None or diff_high is None:
+        return None
+    if not higher_is_better:
+        diff_low, diff_high = -diff_high, -diff_low
+    if diff_low > 0:
+        return "better"
+    if diff_high < 0:
+        return "worse"
+    return "inconclusive"
 
 
 @dataclass(frozen=True)
@@ -56,9 +104,22 @@ class Window:
     end: date | None
 
 
+# Registry statuses of a run. A skipped run has no model; its scoring models write
+# empty tables and ml.report says why.
+TRAINED = "trained"
+SKIPPED_INSUFFICIENT_HISTORY = "skipped_insufficient_history"
+# What a run is for: `production` trains once on the latest window and scores;
+# `evaluation` replays the procedure on earlier test cutoffs (dbt selector `evaluate`).
+RUN_KINDS = ("production", "evaluation")
+
+
 @dataclass
 class TrainingRun:
-    """Everything a training run reports. Build it while training, then `to_frame()`."""
+    """Everything a training run reports. Build it while training, then `to_frame()`.
+
+    `drift` holds one {"feature", "psi", ...} row per feature (ml/drift.py) and
+    `calibration` the reliability-table rows (ml/calibration.py).
+    """
     model_name: str
     train_window: Window
     label_window: Window
@@ -68,17 +129,27 @@ class TrainingRun:
     metrics: list[Metric] = field(default_factory=list)
     feature_importance: dict[str, float] = field(default_factory=dict)
     model: Any = None
+    run_kind: str = "production"
+    status: str = TRAINED
+    status_reason: str | None = None
+    drift: list[dict[str, Any]] = field(default_factory=list)
+    calibration: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.run_kind not in RUN_KINDS:
+            raise ValueError(f"run_kind must be one of {RUN_KINDS}, not {self.run_kind!r}")
 
     def primary_metrics(self) -> list[Metric]:
         return [m for m in self.metrics if m.is_primary]
 
     def is_below_baseline(self) -> bool:
-        """The guardrail: any primary metric worse than its baseline."""
-        return any(m.beats_baseline() is False for m in self.primary_metrics())
+        """The guardrail: a primary metric whose interval says the model is worse than
+        its baseline. An inconclusive or undefined comparison is not a failure."""
+        return any(m.verdict() == "worse" for m in self.primary_metrics())
 
     def run_id(self, trained_at: datetime) -> str:
-        key = json.dumps([self.model_name, trained_at.isoformat(), self.params],
-                         sort_keys=True, default=str)
+        key = json.dumps([self.model_name, self.run_kind, trained_at.isoformat(),
+                          self.params], sort_keys=True, default=str)
         return hashlib.md5(key.encode()).hexdigest()
 
     def to_frame(self, trained_at: datetime | None = None) -> pd.DataFrame:
@@ -87,6 +158,9 @@ class TrainingRun:
         return pd.DataFrame([{
             "run_id": self.run_id(trained_at),
             "model_name": self.model_name,
+            "run_kind": self.run_kind,
+            "status": self.status,
+            "status_reason": self.status_reason,
             "trained_at": trained_at,
             "train_start": _as_timestamp(self.train_window.start),
             "train_end": _as_timestamp(self.train_window.end),
@@ -101,18 +175,57 @@ class TrainingRun:
                 [{"feature": k, "importance": _stable(v)}
                  for k, v in sorted(self.feature_importance.items(),
                                     key=lambda item: -item[1])]),
+            "drift_json": json.dumps(_json_rows(self.drift)),
+            "calibration_json": json.dumps(_json_rows(self.calibration)),
             "is_below_baseline": self.is_below_baseline(),
             "model_artifact": dump_model(self.model) if self.model is not None else None,
         }])
 
 
+def skipped_run(model_name: str, reason: str, params: Mapping[str, Any] | None = None,
+                run_kind: str = "production") -> TrainingRun:
+    """The registry record of a model that could not train on these data: status
+    ``skipped_insufficient_history`` and the exact need in `reason` (e.g. "needs 67 days
+    of history, has 30"). No model, no metrics."""
+    return TrainingRun(model_name=model_name, train_window=Window(None, None),
+                       label_window=Window(None, None), n_train=0, n_test=0,
+                       params=dict(params or {}), run_kind=run_kind,
+                       status=SKIPPED_INSUFFICIENT_HISTORY, status_reason=reason)
+
+
+def is_trained(record: Mapping[str, Any]) -> bool:
+    """Whether a registry record holds a fitted model (older records have no status)."""
+    return str(record.get("status") or TRAINED) == TRAINED
+
+
 def _metric_row(metric: Metric) -> dict[str, Any]:
     row = asdict(metric)
-    row["value"] = _stable(metric.value)
-    row["baseline_value"] = (None if metric.baseline_value is None
-                             else _stable(metric.baseline_value))
+    for name in ("value", "baseline_value", "ci_low", "ci_high", "baseline_ci_low",
+                 "baseline_ci_high", "diff_ci_low", "diff_ci_high"):
+        row[name] = None if row[name] is None else _stable(row[name])
+    row["cutoff"] = None if metric.cutoff is None else str(metric.cutoff)
     row["beats_baseline"] = metric.beats_baseline()
+    row["verdict"] = metric.verdict()
     return row
+
+
+def _json_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for a JSON column: floats rounded as `_stable`, NaN as null, dates as text."""
+    clean = []
+    for row in rows:
+        out = {}
+        for key, value in row.items():
+            if isinstance(value, float):
+                value = _stable(value) if math.isfinite(value) else None
+            elif isinstance(value, (date, datetime)):
+                value = str(value)
+            elif hasattr(value, "item"):  # numpy scalars
+                value = value.item()
+                if isinstance(value, float):
+                    value = _stable(value) if math.isfinite(value) else None
+            out[key] = value
+        clean.append(out)
+    return clean
 
 
 def _stable(value: float) -> float:
@@ -157,6 +270,8 @@ def run_of(runs: pd.DataFrame, model_name: str) -> pd.Series:
     """The latest record of `model_name` in a training model's output that holds the runs
     of several models."""
     rows = runs[runs["model_name"] == model_name]
+    if "run_kind" in rows:
+        rows = rows[rows["run_kind"].fillna("production") == "production"]
     if rows.empty:
         raise ValueError(f"the training model holds no run of {model_name!r}")
     return latest_record(rows)

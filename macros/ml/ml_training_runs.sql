@@ -1,45 +1,59 @@
 {#
-    The registry records of every training model named in var ml_training_models,
-    one row per run (see ml/registry.py for the columns). With no training model
-    yet, an empty relation of the same shape.
+    The registry records of every training model named in var ml_training_models
+    (production runs) and every evaluation model named in var ml_evaluation_models
+    (rolling-origin runs, selector `evaluate`), one row per run (see ml/registry.py
+    for the columns).
+
+    An evaluation model that has not been built (a production build excludes
+    tag:ml_evaluation) is left out: its runs of earlier builds are already in the
+    incremental registry tables. With no model at all, an empty relation of the
+    same shape.
 #}
 {% macro ml_training_runs() %}
-    {%- set training_models = var('ml_training_models') -%}
-    {%- if training_models | length == 0 %}
+    {%- set columns = [
+        ('run_id', 'varchar'),
+        ('model_name', 'varchar'),
+        ('run_kind', 'varchar'),
+        ('status', 'varchar'),
+        ('status_reason', 'varchar'),
+        ('trained_at', 'timestamp'),
+        ('train_start', 'timestamp'),
+        ('train_end', 'timestamp'),
+        ('label_start', 'timestamp'),
+        ('label_end', 'timestamp'),
+        ('n_train', 'bigint'),
+        ('n_test', 'bigint'),
+        ('params_json', 'varchar'),
+        ('library_versions_json', 'varchar'),
+        ('metrics_json', 'varchar'),
+        ('feature_importance_json', 'varchar'),
+        ('drift_json', 'varchar'),
+        ('calibration_json', 'varchar'),
+        ('is_below_baseline', 'boolean'),
+    ] -%}
+    {%- set relations = [] -%}
+    {%- for training_model in var('ml_training_models') %}
+        {%- do relations.append(ref(training_model)) -%}
+    {%- endfor %}
+    {%- for evaluation_model in var('ml_evaluation_models', []) %}
+        {%- set relation = ref(evaluation_model) -%}
+        {%- if not execute or load_relation(relation) is not none -%}
+            {%- do relations.append(relation) -%}
+        {%- endif -%}
+    {%- endfor %}
+    {%- if relations | length == 0 %}
         select
-            cast(null as varchar) as run_id,
-            cast(null as varchar) as model_name,
-            cast(null as timestamp) as trained_at,
-            cast(null as timestamp) as train_start,
-            cast(null as timestamp) as train_end,
-            cast(null as timestamp) as label_start,
-            cast(null as timestamp) as label_end,
-            cast(null as bigint) as n_train,
-            cast(null as bigint) as n_test,
-            cast(null as varchar) as params_json,
-            cast(null as varchar) as library_versions_json,
-            cast(null as varchar) as metrics_json,
-            cast(null as varchar) as feature_importance_json,
-            cast(null as boolean) as is_below_baseline
+            {%- for name, type in columns %}
+            cast(null as {{ type }}) as {{ name }}{{ "," if not loop.last }}
+            {%- endfor %}
         where false
     {%- else %}
-        {%- for training_model in training_models %}
+        {%- for relation in relations %}
             select
-                run_id,
-                model_name,
-                trained_at,
-                train_start,
-                train_end,
-                label_start,
-                label_end,
-                n_train,
-                n_test,
-                params_json,
-                library_versions_json,
-                metrics_json,
-                feature_importance_json,
-                is_below_baseline
-            from {{ ref(training_model) }}
+                {%- for name, type in columns %}
+                cast({{ name }} as {{ type }}) as {{ name }}{{ "," if not loop.last }}
+                {%- endfor %}
+            from {{ relation }}
             {% if not loop.last %}union all{% endif %}
         {%- endfor %}
     {%- endif %}

@@ -1,17 +1,13 @@
--- The ML guardrail: warns (does not fail the build) when the latest run of a
--- model is worse than its baseline on a primary metric. The run is flagged in
--- ml_model_runs and its scores carry is_model_below_baseline.
-{{ config(severity='warn') }}
+-- The ML guardrail: fails when the latest evaluation of a model finds it worse
+-- than a baseline on a primary metric, i.e. the bootstrap interval of model
+-- minus baseline lies wholly on the losing side, at some test cutoff. An
+-- inconclusive margin or an undefined metric is not a failure: the model card
+-- and ml.report show both. Severity follows var ml_guardrail_severity.
+{{ config(severity=var('ml_guardrail_severity', 'error')) }}
 
-with latest_runs as (
+with runs as (
 
-    select
-        run_id,
-        model_name
-    from {{ ref('ml_model_runs') }}
-    qualify row_number() over (
-            partition by model_name order by trained_at desc
-        ) = 1
+    select * from {{ ref('ml_model_runs') }}
 
 ),
 
@@ -21,18 +17,34 @@ metrics as (
 
 ),
 
+latest_runs as (
+
+    select
+        run_id,
+        model_name
+    from runs
+    where run_kind = 'evaluation'
+    qualify row_number() over (
+            partition by model_name order by trained_at desc
+        ) = 1
+
+),
+
 final as (
 
     select
         latest_runs.model_name,
         metrics.metric,
         metrics.split,
+        metrics.cutoff,
         metrics.value,
         metrics.baseline,
-        metrics.baseline_value
+        metrics.baseline_value,
+        metrics.diff_ci_low,
+        metrics.diff_ci_high
     from latest_runs
     inner join metrics on latest_runs.run_id = metrics.run_id
-    where metrics.is_primary and not metrics.beats_baseline
+    where metrics.is_primary and metrics.verdict = 'worse'
 
 )
 

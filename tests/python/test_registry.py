@@ -13,7 +13,8 @@ from ml.registry import (Metric, TrainingRun, Window, load_model, run_columns_sq
                          with_run)
 
 
-def make_run(model_auc: float, baseline_auc: float) -> TrainingRun:
+def make_run(model_auc: float, baseline_auc: float,
+             diff_ci: tuple[float, float] | None = None) -> TrainingRun:
     model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
     return TrainingRun(
         model_name="churn",
@@ -21,7 +22,9 @@ def make_run(model_auc: float, baseline_auc: float) -> TrainingRun:
         label_window=Window(date(2019, 11, 1), date(2019, 12, 1)),
         n_train=100, n_test=50, params={"max_depth": 4, "seed": 7},
         metrics=[
-            Metric("pr_auc", model_auc, "recency_rule", baseline_auc, is_primary=True),
+            Metric("pr_auc", model_auc, "recency_rule", baseline_auc, is_primary=True,
+                   diff_ci_low=diff_ci[0] if diff_ci else None,
+                   diff_ci_high=diff_ci[1] if diff_ci else None),
             Metric("brier", 0.10, "recency_rule", 0.20, higher_is_better=False),
         ],
         feature_importance={"recency_days": 0.7, "frequency": 0.3},
@@ -47,9 +50,12 @@ def test_record_holds_windows_metrics_importance_and_a_loadable_model() -> None:
     assert list(model.predict([[0.0], [3.0]])) == [0, 1]
 
 
-def test_guardrail_flags_a_primary_metric_below_its_baseline() -> None:
-    assert make_run(0.55, 0.60).is_below_baseline()
-    assert not make_run(0.60, 0.60).is_below_baseline()
+def test_guardrail_flags_only_a_primary_metric_worse_with_confidence() -> None:
+    assert make_run(0.55, 0.60, (-0.08, -0.02)).is_below_baseline()
+    # a point loss inside the noise is inconclusive, not a failure
+    assert not make_run(0.55, 0.60, (-0.09, 0.01)).is_below_baseline()
+    assert not make_run(0.55, 0.60).is_below_baseline()  # no interval: no verdict
+    assert make_run(0.65, 0.60, (0.01, 0.09)).metrics[0].verdict() == "better"
 
 
 def test_run_id_differs_between_runs_and_is_stable_for_one() -> None:
@@ -84,10 +90,11 @@ def test_run_columns_in_sql_equal_the_pandas_ones() -> None:
     pd.testing.assert_frame_equal(in_sql, with_run(scores, record), check_dtype=False)
 
 
-def test_guardrail_warns_in_dbt_when_the_latest_run_is_below_its_baseline(
+def test_guardrail_fails_in_dbt_only_when_the_latest_evaluation_is_worse(
         synth_warehouse, tmp_path) -> None:
-    """On a copy of the built warehouse: quiet as built, a warning (not an error) once the
-    latest churn run is recorded below its baseline."""
+    """On a copy of the built warehouse: quiet as built; an inconclusive loss passes; a
+    loss whose interval excludes 0 fails the test, or warns with
+    ml_guardrail_severity: warn."""
     import shutil
 
     import duckdb
@@ -102,15 +109,27 @@ def test_guardrail_warns_in_dbt_when_the_latest_run_is_below_its_baseline(
     quiet = run_dbt(select, database, events)
     assert quiet.returncode == 0 and "PASS=1" in quiet.stdout, quiet.stdout[-3000:]
 
-    with duckdb.connect(str(database)) as con:
-        con.execute("""
-            insert into ml_model_runs (run_id, model_name, trained_at, is_below_baseline)
-            values ('worse-run', 'churn', timestamp '2100-01-01', true)""")
-        con.execute("""
-            insert into ml_model_metrics (run_id, model_name, metric, split, value,
-                baseline, baseline_value, higher_is_better, is_primary, beats_baseline)
-            values ('worse-run', 'churn', 'pr_auc', 'test', 0.40, 'recency_rule', 0.60,
-                    true, true, false)""")
-    warned = run_dbt(select, database, events)
-    assert warned.returncode == 0, warned.stdout[-3000:]
-    assert "WARN=1" in warned.stdout
+    def record(run_id: str, at: str, low: float, high: float, verdict: str) -> None:
+        with duckdb.connect(str(database)) as con:
+            con.execute(f"""
+                insert into ml_model_runs (run_id, model_name, run_kind, status,
+                    trained_at, is_below_baseline)
+                values ('{run_id}', 'churn', 'evaluation', 'trained',
+                        timestamp '{at}', {verdict == 'worse'})""")
+            con.execute(f"""
+                insert into ml_model_metrics (metric_id, run_id, model_name, run_kind,
+                    metric, split, cutoff, value, baseline, baseline_value, diff_ci_low,
+                    diff_ci_high, verdict, higher_is_better, is_primary, beats_baseline)
+                values (uuid(), '{run_id}', 'churn', 'evaluation', 'pr_auc', 'test',
+                        date '2100-01-01', 0.40, 'recency_rule', 0.60, {low}, {high},
+                        '{verdict}', true, true, false)""")
+
+    record("inconclusive-run", "2100-01-01", -0.3, 0.05, "inconclusive")
+    inconclusive = run_dbt(select, database, events)
+    assert inconclusive.returncode == 0 and "PASS=1" in inconclusive.stdout
+
+    record("worse-run", "2100-01-02", -0.3, -0.1, "worse")
+    failed = run_dbt(select, database, events)
+    assert failed.returncode != 0 and "ERROR=1" in failed.stdout, failed.stdout[-3000:]
+    warned = run_dbt([*select, "--vars", "{ml_guardrail_severity: warn}"], database, events)
+    assert warned.returncode == 0 and "WARN=1" in warned.stdout, warned.stdout[-3000:]
