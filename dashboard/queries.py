@@ -1,9 +1,10 @@
 """Every SQL statement of the dashboard, and the one function that runs them.
 
 The dashboard reads only the serving copy (`python -m ml.publish` writes it; env
-REES46_SERVING_DB, default warehouse/serving.duckdb), opened read-only. It reads marts
-and ML score tables, never raw events, so a page costs an aggregate over at most
-day x category x brand rows, also on a 67.5M-event month.
+REES46_SERVING_DB, default warehouse/serving.duckdb), opened with
+ml.serving_connection.connect_serving: read-only, with no access to other files and its
+configuration locked. It reads marts and ML score tables, never raw events, so a page
+costs an aggregate over at most day x category x brand rows, also on a 67.5M-event month.
 
 Security: SQL text is constant. Filter values (dates, categories, brands, limits) are
 passed as named parameters (`$start`, `$categories`, ...) to DuckDB, never formatted into
@@ -26,6 +27,8 @@ from typing import Any, Mapping
 
 import duckdb
 import pandas as pd
+
+from ml.serving_connection import connect_serving
 
 SERVING_DB_ENV = "REES46_SERVING_DB"
 DEFAULT_SERVING_DB = "warehouse/serving.duckdb"
@@ -423,7 +426,8 @@ def serving_path() -> Path:
 
 
 class ServingDatabase:
-    """A read-only connection to the serving copy, re-opened when the file is replaced.
+    """A hardened read-only connection to the serving copy (connect_serving), re-opened
+    when the file is replaced.
 
     The publisher swaps the file atomically (a new inode), so a (device, inode, mtime)
     change means a new copy: the old connection is dropped and a new one opened. Each
@@ -447,9 +451,16 @@ class ServingDatabase:
             if self._connection is None or identity != self._identity:
                 if self._connection is not None:
                     self._connection.close()
-                self._connection = duckdb.connect(str(self.path), read_only=True)
+                self._connection = connect_serving(self.path)
                 self._identity = identity
             return self._connection.cursor()
+
+    def close(self) -> None:
+        """Close the connection (the next query opens a new one)."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = self._identity = None
 
     def run(self, name: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Run the statement `SQL[name]` with named parameters; a DataFrame back.

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import duckdb
 
+from ml.serving_connection import connect_serving
+
 DEFAULT_DATABASE = "warehouse/ecommerce.duckdb"
 DEFAULT_SERVING = "warehouse/serving.duckdb"
 DEFAULT_EXPORTS = "warehouse/exports"
@@ -154,7 +156,7 @@ def serving_status(serving: Path) -> dict[str, object] | None:
     """What the last publish wrote into the serving copy at `serving`; None if absent."""
     if not serving.exists():
         return None
-    with duckdb.connect(str(serving), read_only=True) as con:
+    with connect_serving(serving) as con:
         relation = con.sql(SERVING_SQL)
         return dict(zip(relation.columns, relation.fetchall()[0]))
 

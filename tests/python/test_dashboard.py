@@ -21,6 +21,7 @@ from dashboard.queries import Filters, ServingDatabase
 from dashboard.ui import compact
 import dbt_project
 from dbt_project import REPO
+from ml.serving_connection import connect_serving
 
 APP = str(REPO / "dashboard" / "app.py")
 PAGES = {  # page file -> its title
@@ -106,7 +107,7 @@ def test_pages_without_the_optional_tables_show_a_notice(serving_without_ml_ii,
 
 def test_kpi_tiles_match_the_marts(serving_copy, monkeypatch):
     at = _app(monkeypatch, serving_copy)
-    with duckdb.connect(str(serving_copy), read_only=True) as con:
+    with connect_serving(serving_copy) as con:
         orders, sessions = con.sql(
             "select sum(orders), sum(sessions) from fct_daily_trends").fetchall()[0]
     tiles = {m.label: m for m in at.metric}
@@ -115,7 +116,7 @@ def test_kpi_tiles_match_the_marts(serving_copy, monkeypatch):
 
 
 def test_filters_narrow_the_funnel_to_the_selected_slice(serving_copy, monkeypatch):
-    with duckdb.connect(str(serving_copy), read_only=True) as con:
+    with connect_serving(serving_copy) as con:
         category, brand, viewed = con.sql("""
             select category_l1, brand, sum(sessions_with_view)
             from fct_funnel_daily
@@ -135,7 +136,7 @@ def test_filters_narrow_the_funnel_to_the_selected_slice(serving_copy, monkeypat
 
 
 def test_forecast_tiles_sum_the_scenarios(serving_copy, monkeypatch):
-    with duckdb.connect(str(serving_copy), read_only=True) as con:
+    with connect_serving(serving_copy) as con:
         horizon, conservative, expected = con.sql("""
             select max(horizon), sum(conservative), sum(expected)
             from rpt_revenue_scenarios
@@ -206,14 +207,16 @@ def test_only_the_query_module_talks_to_duckdb():
 def test_the_query_module_executes_only_constant_sql_with_parameters():
     tree = ast.parse((DASHBOARD / "queries.py").read_text())
     executes = [c for c in _calls(tree) if _name(c) in SQL_CALLS]
-    # duckdb.connect(path, read_only=True) and one cursor.execute(SQL[name], params).
-    assert sorted(_name(c) for c in executes) == ["connect", "execute"]
-    execute = next(c for c in executes if _name(c) == "execute")
+    # One cursor.execute(SQL[name], params); the file is opened only by
+    # connect_serving(path) (read-only, no file access, configuration locked:
+    # tests/python/test_serving_connections.py), never by duckdb.connect.
+    assert sorted(_name(c) for c in executes) == ["execute"]
+    execute = executes[0]
     statement, params = execute.args
     assert isinstance(statement, ast.Subscript) and statement.value.id == "SQL"
     assert params is not None
-    connect = next(c for c in executes if _name(c) == "connect")
-    assert any(k.arg == "read_only" and k.value.value is True for k in connect.keywords)
+    assert [ast.unparse(c) for c in _calls(tree) if _name(c) == "connect_serving"] == [
+        "connect_serving(self.path)"]
     # Every f-string substitution is _where() over constant column names; no %- or
     # .format() formatting other than _where's own column placeholders.
     for node in ast.walk(tree):
