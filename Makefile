@@ -25,11 +25,12 @@ DOCS_HOST ?= 127.0.0.1
 DASHBOARD_PORT ?= 8501
 
 .PHONY: help install data build build-production evaluate model-cards publish report daily demo docs mf-example test lint clean \
-	dashboard screenshots bench bench-env
+	dashboard screenshots bench bench-env test-bi
 
 help:
 	@echo "make demo   install, generate ~2M events, dbt build, publish, print headline figures"
 	@echo "make test   the whole test suite (pytest: python package, dbt, sqlfluff)"
+	@echo "make test-bi    a real Superset on the serving copy (own venv .venv-bi, not in make test)"
 	@echo "make build-production  the scheduled build: every model trained once, no evaluation"
 	@echo "make evaluate   rolling-origin evaluation of every model (intervals, verdicts)"
 	@echo "make daily      after a new day's file: the incremental daily run (selectors.yml)"
@@ -98,6 +99,21 @@ mf-example: install
 # Two workers, one test file each: the dbt runs of one file share its fixtures.
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# A real BI client on the serving copy (tests/bi/superset_check.py): Superset 6.1.0 and
+# duckdb-engine from PyPI in their own venv, never part of `make install`. It works on a
+# temporary copy of $(REES46_SERVING_DB) and starts Superset on 127.0.0.1 only.
+BI_VENV := .venv-bi
+
+$(BI_VENV)/.installed: tests/bi/requirements.txt
+	$(PYTHON) -m venv $(BI_VENV)
+	$(BI_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/bi/requirements.txt
+	touch $@
+
+test-bi: $(BI_VENV)/.installed
+	@test -f $(REES46_SERVING_DB) || { echo "No serving copy at $(REES46_SERVING_DB):" \
+		"run make demo (or make build, then make publish)"; exit 1; }
+	$(BI_VENV)/bin/python tests/bi/superset_check.py --serving $(REES46_SERVING_DB)
 
 dashboard: install
 	@test -f $(REES46_SERVING_DB) || { echo "No serving copy at $(REES46_SERVING_DB):" \
