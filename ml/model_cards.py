@@ -183,6 +183,47 @@ def render_card(model_name: str, runs: dict[str, dict[str, Any]], con, text: dic
     return "\n".join(lines) + "\n"
 
 
+SUMMARY_SQL = """
+with latest as (
+    select run_id, model_name, status, status_reason
+    from ml_model_runs
+    where run_kind = 'evaluation'
+    qualify row_number() over (partition by model_name order by trained_at desc) = 1
+)
+select latest.model_name, latest.status, latest.status_reason, metrics.metric,
+       metrics.cutoff, metrics.value, metrics.ci_low, metrics.ci_high, metrics.baseline,
+       metrics.baseline_value, metrics.diff_ci_low, metrics.diff_ci_high, metrics.verdict,
+       metrics.undefined_reason
+from latest
+left join ml_model_metrics as metrics
+    on latest.run_id = metrics.run_id and metrics.is_primary and metrics.split = 'test'
+order by 1, 4, 5, 9
+"""
+
+
+def summary_table(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The primary metric of every model's latest evaluation, per test cutoff, beside
+    each baseline with 95% intervals and the verdict (the README's model table)."""
+    relation = con.sql(SUMMARY_SQL)
+    names = relation.columns
+    rows = []
+    for values in relation.fetchall():
+        r = dict(zip(names, values))
+        if r["status"] != "trained":
+            rows.append([r["model_name"], "", "", f"skipped: {r['status_reason']}", "", "",
+                         ""])
+            continue
+        value = (_fmt(r["value"]) + _interval(r["ci_low"], r["ci_high"])
+                 if r["value"] is not None else f"NULL ({r['undefined_reason']})")
+        diff = ("" if r["diff_ci_low"] is None else
+                _interval(r["diff_ci_low"], r["diff_ci_high"]).strip())
+        rows.append([r["model_name"], r["metric"] or "", str(r["cutoff"] or ""), value,
+                     f"{r['baseline']} {_fmt(r['baseline_value'])}" if r["baseline"]
+                     else "", diff, r["verdict"] or ""])
+    return _table(["model", "primary metric", "test cutoff", "model [95% CI]", "baseline",
+                   "difference [95% CI]", "verdict"], rows)
+
+
 def write_cards(database: Path, manifest_path: Path, out: Path) -> list[Path]:
     """Write one card per model in the registry and an index; returns the pages."""
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
@@ -201,9 +242,14 @@ def write_cards(database: Path, manifest_path: Path, out: Path) -> list[Path]:
             page.write_text(render_card(model_name, by_kind, con,
                                         texts.get(model_name, {})))
             written.append(page)
+        summary = summary_table(con)
     index = ["# Model cards", "",
              "One page per model, generated from the registry by `make model-cards`.", ""]
     index += [f"- [{p.stem}]({p.name})" for p in written]
+    index += ["", "## Primary metrics of the latest evaluation", "",
+              "Each model's primary metric at each test cutoff beside each baseline, with "
+              "95% paired-bootstrap intervals; the verdict reads the interval of the "
+              "difference ([docs/evaluation.md](../evaluation.md)).", "", *summary]
     (out / "README.md").write_text("\n".join(index) + "\n")
     return written
 
@@ -215,7 +261,13 @@ def main(argv: list[str] | None = None) -> None:
                         default=Path(os.environ.get("DUCKDB_PATH", DEFAULT_DATABASE)))
     parser.add_argument("--manifest", type=Path, default=Path(DEFAULT_MANIFEST))
     parser.add_argument("--out", type=Path, default=Path(DEFAULT_OUT))
+    parser.add_argument("--summary", action="store_true",
+                        help="print the primary-metric table only, write no page")
     args = parser.parse_args(argv)
+    if args.summary:
+        with duckdb.connect(str(args.database), read_only=True) as con:
+            print("\n".join(summary_table(con)))
+        return
     pages = write_cards(args.database, args.manifest, args.out)
     print(f"model cards: {len(pages)} page(s) in {args.out}/")
 
