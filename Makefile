@@ -79,6 +79,10 @@ publish: install
 report: install
 	$(BIN)/python -m ml.report
 
+# One page per model in docs/models/, from the registry of the last build.
+model-cards: install
+	$(BIN)/python -m ml.model_cards --out docs/models
+
 demo: data build publish report
 
 # Own target folder, so the build's run_results.json (which publish checks) stays.

@@ -71,24 +71,45 @@ order by 2 desc
 limit 1
 """
 
-# The primary metric of each model's latest run, beside its baseline.
+# Each model's status, and the primary metric of its latest evaluation at the last test
+# cutoff beside each baseline, with the interval of the difference and the verdict.
 MODELS_SQL = """
-with latest_runs as (
-    select run_id, model_name, label_start, label_end
+with latest as (
+    select run_id, model_name, run_kind, status, status_reason
     from ml_model_runs
-    qualify row_number() over (partition by model_name order by trained_at desc) = 1
+    qualify row_number() over (
+        partition by model_name, run_kind order by trained_at desc) = 1
+),
+last_cutoff as (
+    select run_id, max(cutoff) as cutoff
+    from ml_model_metrics
+    where is_primary and split = 'test'
+    group by 1
 )
 select
-    runs.model_name,
+    production.model_name,
+    production.status as production_status,
+    coalesce(production.status_reason, evaluation.status_reason) as status_reason,
     metrics.metric,
+    metrics.cutoff,
     metrics.value,
     metrics.baseline,
     metrics.baseline_value,
-    metrics.beats_baseline
-from latest_runs as runs
-inner join ml_model_metrics as metrics on runs.run_id = metrics.run_id
-where metrics.is_primary
-order by 1, 2, 4
+    metrics.diff_ci_low,
+    metrics.diff_ci_high,
+    metrics.verdict
+from latest as production
+left join latest as evaluation
+    on production.model_name = evaluation.model_name
+    and evaluation.run_kind = 'evaluation'
+left join last_cutoff on evaluation.run_id = last_cutoff.run_id
+left join ml_model_metrics as metrics
+    on evaluation.run_id = metrics.run_id
+    and metrics.is_primary
+    and metrics.split = 'test'
+    and metrics.cutoff = last_cutoff.cutoff
+where production.run_kind = 'production'
+order by 1, 4, 7
 """
 
 SEGMENTS_SQL = """
@@ -124,14 +145,7 @@ def format_headline(database: Path, figures: dict[str, object]) -> str:
     category, share = figures["top_category"]
     spikes = ", ".join(str(day) for day, _ in figures["spike_days"]) or "none"
     segments = ", ".join(f"{name} {count:,}" for name, count in figures["top_segments"])
-    rows = figures["models"]
-    name_width = max([len(row[0]) for row in rows] + [18])
-    metric_width = max([len(row[1]) for row in rows] + [16])
-    models = [
-        f"    {name:<{name_width}} {metric:<{metric_width}} {value:8.3f}"
-        f"   vs {baseline} {baseline_value:.3f}" + ("" if beats else "   BELOW BASELINE")
-        for name, metric, value, baseline, baseline_value, beats in rows
-    ] or ["    (no model trained)"]
+    models = format_models(figures["models"])
     return "\n".join([
         f"Warehouse: {database.resolve()}",
         f"  raw lines read        {n('rows_read')} from {figures['files']} file(s)",
@@ -147,9 +161,34 @@ def format_headline(database: Path, figures: dict[str, object]) -> str:
         f"  top category          {category} ({share:.1%} of revenue)",
         f"  sale-spike days       {spikes}",
         f"  largest RFM segments  {segments}",
-        "  models (primary metric of the latest run, vs its baseline):",
+        "  models (primary metric at the last test cutoff, vs each baseline, 95% interval "
+        "of the difference; `make model-cards` for the rest):",
         *models,
     ])
+
+
+def format_models(rows: list[tuple]) -> list[str]:
+    """One line per model and baseline: skipped models with their reason, the rest with
+    value, baseline, the interval of the difference and the verdict."""
+    if not rows:
+        return ["    (no model trained)"]
+    width = max(len(row[0]) for row in rows) + 1
+    lines = []
+    for (name, status, reason, metric, cutoff, value, baseline, baseline_value,
+         low, high, verdict) in rows:
+        if status != "trained":
+            lines.append(f"    {name:<{width}} SKIPPED ({status}): {reason}")
+        elif metric is None:
+            lines.append(f"    {name:<{width}} no evaluation yet (make evaluate)"
+                         + (f": {reason}" if reason else ""))
+        elif value is None or baseline_value is None:
+            lines.append(f"    {name:<{width}} {metric} at {cutoff}: undefined")
+        else:
+            interval = "" if low is None else f" [{low:+.3f}, {high:+.3f}]"
+            lines.append(f"    {name:<{width}} {metric} at {cutoff}: {value:.3f} vs "
+                         f"{baseline} {baseline_value:.3f}{interval} {verdict or ''}"
+                         .rstrip())
+    return lines
 
 
 def serving_status(serving: Path) -> dict[str, object] | None:
