@@ -372,6 +372,10 @@ EDGE_A = [
     "700023,10010,X,1,2011-01-20 10:00:00,-1.00,90008.0,Spain",
     "X700024,10010,X,1,2011-01-20 10:00:00,1.00,90008.0,Spain",
     "700025,,X,1,2011-01-20 10:00:00,1.00,90008.0,Spain",
+    ",10010,X,1,2011-01-20 10:00:00,1.00,90008.0,Spain",
+    "700029,10010,X,,2011-01-20 10:00:00,1.00,90008.0,Spain",
+    "700030,10010,X,1,,1.00,90008.0,Spain",
+    "700031,10010,X,1,2011-01-20 10:00:00,abc,90008.0,Spain",
     "700026,10010,X,1",
 ]
 EDGE_B = [
@@ -401,7 +405,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Reference]:
 
 def test_edge_cases_accounting_and_quarantine(edge: tuple[Path, Reference]) -> None:
     database, ref = edge
-    assert audit(database) == {"edge_a.csv": (29, 19, 0, 10), "edge_b.csv": (2, 1, 1, 0)}
+    assert audit(database) == {"edge_a.csv": (33, 19, 0, 14), "edge_b.csv": (2, 1, 1, 0)}
     assert audit(database) == {
         name: (ref.read[name], ref.kept[name], ref.duplicates[name],
                sum(n for (f, _), n in ref.rejected.items() if f == name))
@@ -409,7 +413,8 @@ def test_edge_cases_accounting_and_quarantine(edge: tuple[Path, Reference]) -> N
     expected = {reason: 1 for reason in (
         "unparsable_quantity", "zero_quantity", "missing_price", "unparsable_invoice_date",
         "unparsable_customer_id", "cancellation_with_positive_quantity", "negative_price",
-        "unparsable_invoice", "missing_stock_code", "wrong_column_count")}
+        "unparsable_invoice", "missing_stock_code", "wrong_column_count", "missing_invoice",
+        "missing_quantity", "missing_invoice_date", "unparsable_price")}
     assert rejected(database) == Counter({("edge_a.csv", r): n for r, n in expected.items()})
     assert rejected(database) == ref.rejected
     [(line,)] = query(database, """
@@ -465,3 +470,16 @@ def test_edge_cases_return_netting(edge: tuple[Path, Reference]) -> None:
     assert net[90003] == (2, Decimal("3"))
     assert net == ref.net
     assert returns_outcomes(database) == (ref.returns, ref.unmatched_quantity)
+
+
+def test_a_file_with_another_header_stops_the_build(tmp_path: Path) -> None:
+    """The first Online Retail data set (2010-2011) names its columns differently: the build
+    stops with a message naming the file, instead of mis-reading it."""
+    raw = tmp_path / "online_retail_I.csv"
+    raw.write_text("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,"
+                   "CustomerID,Country\n"
+                   "536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,"
+                   "17850,United Kingdom\n")
+    result = build(tmp_path / "wh.duckdb", raw)
+    assert result.returncode != 0
+    assert str(raw) in result.stdout and "does not start with the header" in result.stdout
