@@ -382,6 +382,14 @@ EDGE_B = [
     "700011,10006,BAG,2,2010-12-05 10:00:00,0.85,90006,Belgium",  # 90006 = 90006.0
     "700027,10011,VASE,1,2011-02-01 10:00:00,5.00,90009.0,Belgium",
 ]
+# As Excel writes a sheet to "CSV UTF-8": a byte-order mark, CRLF, M/D/YYYY H:MM dates,
+# whole customer numbers.
+EXCEL_C = [
+    '489434,85048,"15CM CHRISTMAS GLASS BALL 20 LIGHTS",12,12/1/2009 7:45,6.95,13085,'
+    'United Kingdom',
+    "489435,22350,CAT BOWL ,12,7/1/2010 13:05,2.55,13085,United Kingdom",
+]
+EDGE_FILES = {"edge_a.csv": EDGE_A, "edge_b.csv": EDGE_B, "edge_c.csv": EXCEL_C}
 
 
 @pytest.fixture(scope="module")
@@ -389,13 +397,17 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Reference]:
     folder = tmp_path_factory.mktemp("online_retail_edge")
     raw = folder / "raw"
     raw.mkdir()
-    for name, rows in {"edge_a.csv": EDGE_A, "edge_b.csv": EDGE_B}.items():
-        (raw / name).write_text("\n".join([HEADER, *rows]) + "\n")
+    for name, rows in EDGE_FILES.items():
+        if name == "edge_c.csv":
+            (raw / name).write_bytes(
+                b"\xef\xbb\xbf" + "\r\n".join([HEADER, *rows, ""]).encode())
+        else:
+            (raw / name).write_text("\n".join([HEADER, *rows]) + "\n")
     database = folder / "wh.duckdb"
     result = build(database, raw / "*.csv")
     assert result.returncode == 0, result.stdout[-6000:]
     frames, wrong_width = {}, Counter()
-    for name, rows in {"edge_a.csv": EDGE_A, "edge_b.csv": EDGE_B}.items():
+    for name, rows in EDGE_FILES.items():
         fields = list(csv.reader(rows))
         wrong_width[name] = sum(len(f) != 8 for f in fields)
         frames[name] = pd.DataFrame([f for f in fields if len(f) == 8],
@@ -405,11 +417,12 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Reference]:
 
 def test_edge_cases_accounting_and_quarantine(edge: tuple[Path, Reference]) -> None:
     database, ref = edge
-    assert audit(database) == {"edge_a.csv": (33, 19, 0, 14), "edge_b.csv": (2, 1, 1, 0)}
+    assert audit(database) == {"edge_a.csv": (33, 19, 0, 14), "edge_b.csv": (2, 1, 1, 0),
+                               "edge_c.csv": (2, 2, 0, 0)}
     assert audit(database) == {
         name: (ref.read[name], ref.kept[name], ref.duplicates[name],
                sum(n for (f, _), n in ref.rejected.items() if f == name))
-        for name in ("edge_a.csv", "edge_b.csv")}
+        for name in EDGE_FILES}
     expected = {reason: 1 for reason in (
         "unparsable_quantity", "zero_quantity", "missing_price", "unparsable_invoice_date",
         "unparsable_customer_id", "cancellation_with_positive_quantity", "negative_price",
@@ -443,6 +456,22 @@ def test_edge_cases_repeats_overlap_and_types(edge: tuple[Path, Reference]) -> N
         "C700012": "return,postage,false,true",
         "C700013": "return,product,false,false",
     }
+
+
+def test_excel_csv_export_is_read(edge: tuple[Path, Reference]) -> None:
+    """Byte-order mark, CRLF, Excel's US dates (UK local time; July is BST), whole customer
+    numbers and a trailing space in a description."""
+    database, _ = edge
+    rows = query(database, """
+        select invoice_id, customer_id, invoice_local_at, invoice_at, description, unit_price
+        from stg_online_retail__invoice_lines
+        where source_file like '%edge_c.csv' order by 1""")
+    assert rows == [
+        ("489434", 13085, datetime(2009, 12, 1, 7, 45), datetime(2009, 12, 1, 7, 45),
+         "15CM CHRISTMAS GLASS BALL 20 LIGHTS", Decimal("6.950")),
+        ("489435", 13085, datetime(2010, 7, 1, 13, 5), datetime(2010, 7, 1, 12, 5),
+         "CAT BOWL", Decimal("2.550")),
+    ]
 
 
 def test_edge_cases_return_netting(edge: tuple[Path, Reference]) -> None:
