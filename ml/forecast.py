@@ -64,7 +64,7 @@ __all__ = [
     "evaluate_revenue_forecast", "evaluated_series", "forecast_ets", "forecast_metrics",
     "forecast_scores",
     "forecast_naive", "forecast_revenue", "forecast_sarimax", "forecast_seasonal_naive",
-    "forecast_trailing_mean", "mase_scale", "rolling_origin", "train_revenue_forecast",
+    "forecast_trailing_mean", "mase_scale", "train_revenue_forecast",
     "window_metrics",
 ]
 
@@ -373,21 +373,6 @@ def backtest(daily: pd.DataFrame, pairs: Iterable[tuple[str, str]], models: Iter
     return pd.concat(frames, ignore_index=True)
 
 
-def rolling_origin(daily: pd.DataFrame, pairs: Iterable[tuple[str, str]],
-                   models: Iterable[str], eval_days: int, horizon: int, step_days: int,
-                   season: int = SEASON) -> pd.DataFrame:
-    """Backtest rows at the origins last - eval_days + 1, then every step_days, while
-    origin + horizon - 1 <= last (the dates of the first series)."""
-    dates = pd.DatetimeIndex(sorted(pd.to_datetime(daily["series_date"]).unique()))
-    first_origin = len(dates) - eval_days
-    if first_origin < 3 * season:
-        raise ValueError(f"{len(dates)} days: a backtest over the last {eval_days} days "
-                         f"needs at least {3 * season} days before it")
-    origins = dates[first_origin:len(dates) - horizon + 1:step_days]
-    with _single_threaded():
-        return backtest(daily, pairs, models, origins, horizon, season)
-
-
 # --- choice on validation and conformal intervals ------------------------------------
 
 
@@ -445,8 +430,8 @@ def _unit_matrix(rows: pd.DataFrame, values: np.ndarray) -> np.ndarray:
     """values of rows as a (forecast day x origin) by (series x measure) matrix, days in
     time order: the block bootstrap resamples its rows."""
     frame = rows[["forecast_date", "origin_date", "series_id", "measure"]].assign(v=values)
-    table = frame.pivot_table(index=["forecast_date", "origin_date"],
-                              columns=["series_id", "measure"], values="v", aggfunc="first")
+    table = (frame.set_index(["forecast_date", "origin_date", "series_id", "measure"])["v"]
+             .unstack(["series_id", "measure"]))
     return table.sort_index().to_numpy(float)
 
 

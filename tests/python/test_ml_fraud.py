@@ -246,16 +246,17 @@ def test_agreement_without_any_conclusive_flag_is_null_with_a_reason() -> None:
 
 def session_frame(days: int = 35, n_users: int = 300, seed: int = 0) -> tuple[
         pd.DataFrame, pd.DataFrame]:
-    """Session features of ordinary users (a session every few days) and of five scrapers
-    (one session a week with 40 views in a minute); the scrapers are the planted truth."""
+    """Session features of ordinary users (a session every few days) and of ten scrapers
+    (one session a week, no more events than an ordinary week, but 40 views in a
+    minute); the scrapers are the planted truth."""
     rng = np.random.default_rng(seed)
     rows = []
     start = pd.Timestamp("2019-10-01")
     for user in range(n_users):
-        scraper = user < 5
+        scraper = user < 10
         for day in range(rng.integers(0, 4), days, 7 if scraper else int(rng.integers(2, 6))):
             at = start + pd.Timedelta(days=day, hours=int(rng.integers(0, 24)))
-            views = int(rng.integers(60, 90) if scraper else rng.integers(1, 20))
+            views = int(rng.integers(20, 30) if scraper else rng.integers(1, 20))
             purchases = int(rng.random() < 0.2) if not scraper else 0
             rows.append({"user_id": user, "session_started_at": at,
                          "session_ended_at": at + pd.Timedelta(minutes=20),
@@ -266,7 +267,7 @@ def session_frame(days: int = 35, n_users: int = 300, seed: int = 0) -> tuple[
                          "peak_events_per_hour": views + purchases, "blind_purchases": 0,
                          "max_abs_log_price_ratio": 0.0, "peak_purchase_burst": purchases,
                          "users_sharing_raw_session": 1})
-    actors = pd.DataFrame({"user_id": range(5), "actor_type": "scraper"})
+    actors = pd.DataFrame({"user_id": range(10), "actor_type": "scraper"})
     return pd.DataFrame(rows)[list(SESSION_FEATURE_COLUMNS)], actors
 
 
@@ -280,7 +281,7 @@ def test_window_features_aggregate_the_sessions_of_the_window() -> None:
     assert week["views"].sum() == inside["views"].sum()
     scraper = week.set_index("user_id").loc[0]
     assert scraper["peak_views_per_minute"] == 40
-    assert scraper["views_per_active_minute"] > 20
+    assert scraper["views_per_active_minute"] == scraper["views"] / scraper["active_minutes"]
 
 
 def test_evaluation_scores_three_weekly_windows_against_the_planted_actors() -> None:
