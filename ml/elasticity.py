@@ -289,7 +289,8 @@ class CategoryFit:
     day_effect: pd.Series  # gamma by event_date
 
 
-def _fit_category(group: pd.DataFrame, price_effect: bool = True) -> CategoryFit:
+def _fit_category(group: pd.DataFrame, price_effect: bool = True,
+                  inference: bool = True) -> CategoryFit:
     product = _codes(group["product_id"])
     day = _codes(group["event_date"])
     y = group["purchases"].to_numpy()
@@ -298,6 +299,8 @@ def _fit_category(group: pd.DataFrame, price_effect: bool = True) -> CategoryFit
     estimate = {"elasticity": np.nan, "std_error": np.nan, "ci_low": np.nan,
                 "ci_high": np.nan}
     if price_effect and (fit.mu > 0).any():
+        estimate["elasticity"] = float(fit.beta[0])
+    if price_effect and inference and (fit.mu > 0).any():
         inf = cluster_robust_inference(fit, y, x, product, day)
         estimate = {"elasticity": float(fit.beta[0]), "std_error": float(inf["se"][0]),
                     "ci_low": float(inf["ci_low"][0]), "ci_high": float(inf["ci_high"][0])}
@@ -330,11 +333,13 @@ def _subsample_products(cells: pd.DataFrame, max_products: int | None,
 
 
 def estimate_category_elasticities(cells: pd.DataFrame, min_purchases: int = 50,
-                                   price_effect: bool = True
+                                   price_effect: bool = True, inference: bool = True
                                    ) -> tuple[pd.DataFrame, dict[str, CategoryFit]]:
     """Per category_l1 elasticity (PPML, product and day FE, views offset) on prepared
     cells. Categories with fewer than `min_purchases` purchases in cells with price
-    information get NaN estimates (has_enough_data false). Returns (frame, fits)."""
+    information get NaN estimates (has_enough_data false). Without `inference` the
+    cluster-robust standard errors are skipped (NaN): an out-of-time fit only predicts.
+    Returns (frame, fits)."""
     rows, fits = [], {}
     for name, group in cells.groupby("category_l1", sort=True):
         has_prices = group.groupby("product_id")["log_price"].transform("nunique") > 1
@@ -346,7 +351,7 @@ def estimate_category_elasticities(cells: pd.DataFrame, min_purchases: int = 50,
                          "purchases": float(group["purchases"].sum()),
                          "converged": np.nan, "has_enough_data": False})
             continue
-        fit = _fit_category(group, price_effect=price_effect)
+        fit = _fit_category(group, price_effect=price_effect, inference=inference)
         fits[name] = fit
         rows.append({"category_l1": name, **fit.estimate, "has_enough_data": True})
     return pd.DataFrame(rows), fits
@@ -553,7 +558,8 @@ def _prepared(cells: pd.DataFrame, max_products_per_category: int | None,
 def _holdout(train: pd.DataFrame, test: pd.DataFrame, min_category_purchases: int
              ) -> pd.DataFrame:
     """Fit on `train` with and without the price effect, predict `test` (holdout_cells)."""
-    _, fits = estimate_category_elasticities(train, min_category_purchases)
+    _, fits = estimate_category_elasticities(train, min_category_purchases,
+                                             inference=False)
     _, base_fits = estimate_category_elasticities(
         train.loc[train["category_l1"].isin(list(fits))], 0, price_effect=False)
     return holdout_cells(test, fits, base_fits)
