@@ -45,7 +45,7 @@ __all__ = [
     "Rule", "Thresholds", "apply_rules", "blend", "design_matrix", "fit_fraud_model",
     "planted_truth_metrics", "precision_at_k", "score_sessions", "score_users", "train_fraud",
     "window_dates", "evaluate_fraud", "window_user_features", "empty_user_scores",
-    "empty_session_scores", "published_user_scores",
+    "empty_session_scores", "published_user_scores", "SESSION_FEATURE_COLUMNS",
 ]
 
 
