@@ -73,9 +73,10 @@ MODEL_NAME = "revenue_forecast"
 BASELINE = "seasonal_naive"   # the baseline whose rows ml_revenue_forecast carries
 BASELINES = ("seasonal_naive", "naive", "trailing_mean_7")
 MODELS = ("ets", "sarimax")
-# Days of history before the first validation origin: four weeks for the MASE scale
-# and the fits (the seasonal ETS needs three).
-MIN_HISTORY_DAYS = 28
+# Days of history before the first validation origin: three seasons, the least the
+# seasonal ETS candidate fits on (a month's extract with forecast_eval_days 7 still
+# trains: 21 + 7 days).
+MIN_HISTORY_DAYS = 3 * SEASON
 INTERVAL_LEVELS = (80, 95)
 # (trend, seasonal) of the ETS candidates (a trend would be damped). Two keep the fit
 # count bounded; damped-trend variants forecast no better over 7 days on the demo data.

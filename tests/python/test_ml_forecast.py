@@ -215,10 +215,14 @@ def test_production_run_records_validation_metrics_and_the_choice() -> None:
 def test_too_short_a_series_is_a_skipped_run_and_an_empty_forecast() -> None:
     daily = daily_frame()
     short = daily[pd.to_datetime(daily["series_date"]) < pd.Timestamp("2019-10-31")]
-    with pytest.raises(InsufficientHistory, match="needs 49 days of history, has 30"):
+    with pytest.raises(InsufficientHistory, match="needs 42 days of history, has 30"):
         train_revenue_forecast(short, validation_days=21)
-    with pytest.raises(InsufficientHistory, match="needs 70 days of history, has 30"):
+    with pytest.raises(InsufficientHistory, match="needs 63 days of history, has 30"):
         evaluate_revenue_forecast(short, validation_days=21)
+    # a month with one validation week still trains (21 days of history + 7)
+    month = train_revenue_forecast(short, validation_days=7, eval_top_categories=1,
+                                   n_bootstrap=10)
+    assert month.params["validation_origins"] == ["2019-10-24"]
     run = train_or_skip("revenue_forecast", lambda: train_revenue_forecast(short))
     assert run.status == SKIPPED_INSUFFICIENT_HISTORY and "has 30" in run.status_reason
     record = run.to_frame().iloc[0]
