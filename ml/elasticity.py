@@ -44,8 +44,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import statsmodels.api as sm
 
+from ml.drift import feature_drift
+from ml.evaluation import (BOOTSTRAP_SAMPLES, InsufficientHistory, Resampler, compare,
+                           require_history, rolling_cutoffs)
 from ml.registry import Metric, TrainingRun, Window
 
 __all__ = [
@@ -61,6 +65,13 @@ __all__ = [
     "holdout_deviance",
     "poisson_deviance",
     "train_price_elasticity",
+    "evaluate_price_elasticity",
+    "holdout_cells",
+    "deviance_metrics",
+    "empty_category_frame",
+    "empty_product_frame",
+    "empty_recommendations",
+    "with_run_columns",
     "category_elasticity_frame",
     "product_elasticity_frame",
     "optimal_price_ratio",
@@ -278,7 +289,8 @@ class CategoryFit:
     day_effect: pd.Series  # gamma by event_date
 
 
-def _fit_category(group: pd.DataFrame, price_effect: bool = True) -> CategoryFit:
+def _fit_category(group: pd.DataFrame, price_effect: bool = True,
+                  inference: bool = True) -> CategoryFit:
     product = _codes(group["product_id"])
     day = _codes(group["event_date"])
     y = group["purchases"].to_numpy()
@@ -287,6 +299,8 @@ def _fit_category(group: pd.DataFrame, price_effect: bool = True) -> CategoryFit
     estimate = {"elasticity": np.nan, "std_error": np.nan, "ci_low": np.nan,
                 "ci_high": np.nan}
     if price_effect and (fit.mu > 0).any():
+        estimate["elasticity"] = float(fit.beta[0])
+    if price_effect and inference and (fit.mu > 0).any():
         inf = cluster_robust_inference(fit, y, x, product, day)
         estimate = {"elasticity": float(fit.beta[0]), "std_error": float(inf["se"][0]),
                     "ci_low": float(inf["ci_low"][0]), "ci_high": float(inf["ci_high"][0])}
@@ -319,11 +333,13 @@ def _subsample_products(cells: pd.DataFrame, max_products: int | None,
 
 
 def estimate_category_elasticities(cells: pd.DataFrame, min_purchases: int = 50,
-                                   price_effect: bool = True
+                                   price_effect: bool = True, inference: bool = True
                                    ) -> tuple[pd.DataFrame, dict[str, CategoryFit]]:
     """Per category_l1 elasticity (PPML, product and day FE, views offset) on prepared
     cells. Categories with fewer than `min_purchases` purchases in cells with price
-    information get NaN estimates (has_enough_data false). Returns (frame, fits)."""
+    information get NaN estimates (has_enough_data false). Without `inference` the
+    cluster-robust standard errors are skipped (NaN): an out-of-time fit only predicts.
+    Returns (frame, fits)."""
     rows, fits = [], {}
     for name, group in cells.groupby("category_l1", sort=True):
         has_prices = group.groupby("product_id")["log_price"].transform("nunique") > 1
@@ -335,7 +351,7 @@ def estimate_category_elasticities(cells: pd.DataFrame, min_purchases: int = 50,
                          "purchases": float(group["purchases"].sum()),
                          "converged": np.nan, "has_enough_data": False})
             continue
-        fit = _fit_category(group, price_effect=price_effect)
+        fit = _fit_category(group, price_effect=price_effect, inference=inference)
         fits[name] = fit
         rows.append({"category_l1": name, **fit.estimate, "has_enough_data": True})
     return pd.DataFrame(rows), fits
@@ -422,15 +438,16 @@ def shuffle_within(values: np.ndarray, groups: np.ndarray, seed: int) -> np.ndar
     return out
 
 
-def holdout_deviance(test: pd.DataFrame, fits: dict[str, CategoryFit],
-                     baseline_fits: dict[str, CategoryFit]) -> dict[str, float]:
-    """Out-of-time mean Poisson deviance of the test cells, for the model (product effects
-    and elasticity from the training fit) and for the no-price-effect baseline (same
-    model with elasticity 0, refitted). Day effects of the test days are unknown ahead of
-    time, so each model gets its own closed-form day effect per category and test day
-    (both are conditioned on the day's total, which is fair to both). Only test cells of
-    products with a finite training effect in both fits are scored."""
-    model_mu, base_mu, ys = [], [], []
+def holdout_cells(test: pd.DataFrame, fits: dict[str, CategoryFit],
+                  baseline_fits: dict[str, CategoryFit]) -> pd.DataFrame:
+    """The out-of-time predictions of the test cells: product_id, category_l1, purchases
+    and the expected purchases `mu_model` (product effects and elasticity of the training
+    fit) and `mu_baseline` (the same model with elasticity 0, refitted). Day effects of
+    the test days are unknown ahead of time, so each model gets its own closed-form day
+    effect per category and test day (both conditioned on the day's total, which is fair
+    to both). Only test cells of products with a finite training effect in both fits are
+    scored."""
+    frames = []
     for name, fit in fits.items():
         base = baseline_fits.get(name)
         if base is None:
@@ -445,18 +462,53 @@ def holdout_deviance(test: pd.DataFrame, fits: dict[str, CategoryFit],
         day = _codes(group["event_date"])
         y = group["purchases"].to_numpy(dtype=np.float64)
         beta = fit.estimate["elasticity"]
-        for a, slope, sink in ((a_m, beta, model_mu), (a_b, 0.0, base_mu)):
+        mus = []
+        for a, slope in ((a_m, beta), (a_b, 0.0)):
             raw = np.exp(a + slope * group["log_price"].to_numpy() + group["log_views"]
                          .to_numpy())
             scale = _group_sum(day, y, day.max() + 1) / _group_sum(day, raw, day.max() + 1)
-            sink.append(raw * scale[day])
-        ys.append(y)
-    if not ys:
+            mus.append(raw * scale[day])
+        frames.append(pd.DataFrame({"product_id": group["product_id"].to_numpy(),
+                                    "category_l1": name, "purchases": y,
+                                    "mu_model": mus[0], "mu_baseline": mus[1]}))
+    if not frames:
+        return pd.DataFrame({"product_id": pd.Series(dtype="int64"),
+                             "category_l1": pd.Series(dtype=object),
+                             **{c: pd.Series(dtype="float64")
+                                for c in ("purchases", "mu_model", "mu_baseline")}})
+    return pd.concat(frames, ignore_index=True)
+
+
+def holdout_deviance(test: pd.DataFrame, fits: dict[str, CategoryFit],
+                     baseline_fits: dict[str, CategoryFit]) -> dict[str, float]:
+    """Out-of-time mean Poisson deviance of `holdout_cells`, for the model and for the
+    no-price-effect baseline (NaN without a scored cell)."""
+    cells = holdout_cells(test, fits, baseline_fits)
+    if cells.empty:
         return {"model": np.nan, "baseline": np.nan, "n_cells": 0.0, "purchases": 0.0}
-    y = np.concatenate(ys)
-    return {"model": float(poisson_deviance(y, np.concatenate(model_mu)).mean()),
-            "baseline": float(poisson_deviance(y, np.concatenate(base_mu)).mean()),
+    y = cells["purchases"].to_numpy()
+    return {"model": float(poisson_deviance(y, cells["mu_model"].to_numpy()).mean()),
+            "baseline": float(poisson_deviance(y, cells["mu_baseline"].to_numpy()).mean()),
             "n_cells": float(len(y)), "purchases": float(y.sum())}
+
+
+def deviance_metrics(cells: pd.DataFrame, split: str, cutoff: date | None,
+                     n_bootstrap: int, seed: int) -> list[Metric]:
+    """The primary metric: mean Poisson deviance of `holdout_cells` beside the
+    no-price-effect baseline, with paired bootstrap intervals resampling products (all
+    cells of a drawn product together). No scored cell: None with the reason."""
+    y = cells["purchases"].to_numpy(dtype=np.float64)
+    model = poisson_deviance(y, cells["mu_model"].to_numpy(dtype=np.float64))
+    base = poisson_deviance(y, cells["mu_baseline"].to_numpy(dtype=np.float64))
+
+    def mean_of(values: np.ndarray):
+        return lambda rows: float(values[rows].mean())
+
+    resampler = Resampler(len(cells), n_samples=n_bootstrap, seed=seed,
+                          clusters=cells["product_id"].to_numpy())
+    return compare("poisson_deviance", mean_of(model), {"no_price_effect": mean_of(base)},
+                   resampler, higher_is_better=False, is_primary=True, split=split,
+                   cutoff=cutoff)
 
 
 # --------------------------------------------------------------------------------------
@@ -486,41 +538,69 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in str(name).lower())
 
 
+# Days of cells the fit needs before its first validation or test day: the product and
+# day effects need several days per product to leave price variation to estimate from.
+MIN_TRAIN_DAYS = 14
+# Fixed a priori, never tuned on a test window (docs block pricing_model): a category
+# needs 50 purchases at varying prices; a product's own estimate is reliable with 30
+# purchases and a 95% interval below 0 at most 1.0 wide.
+MIN_CATEGORY_PURCHASES = 50
+
+
+def _prepared(cells: pd.DataFrame, max_products_per_category: int | None,
+              seed: int) -> pd.DataFrame:
+    prepared = _subsample_products(prepare_cells(cells), max_products_per_category, seed)
+    if prepared.empty:
+        raise InsufficientHistory(1, 0, "estimable cells (views and a positive price)")
+    return prepared
+
+
+def _holdout(train: pd.DataFrame, test: pd.DataFrame, min_category_purchases: int
+             ) -> pd.DataFrame:
+    """Fit on `train` with and without the price effect, predict `test` (holdout_cells)."""
+    _, fits = estimate_category_elasticities(train, min_category_purchases,
+                                             inference=False)
+    _, base_fits = estimate_category_elasticities(
+        train.loc[train["category_l1"].isin(list(fits))], 0, price_effect=False)
+    return holdout_cells(test, fits, base_fits)
+
+
 def train_price_elasticity(cells: pd.DataFrame, cutoff_date: date | str | None = None,
                            horizon_days: int = 30, seed: int = 42,
-                           min_category_purchases: int = 50,
+                           min_category_purchases: int = MIN_CATEGORY_PURCHASES,
                            min_product_purchases: int = 30,
                            max_product_ci_width: float = 1.0,
                            max_products_per_category: int | None = 20000,
+                           n_bootstrap: int = BOOTSTRAP_SAMPLES,
                            ) -> TrainingRun:
-    """Train, evaluate and record the price-elasticity model.
+    """Train, validate and record the price-elasticity model (the production run).
 
     cells: product x day x price cells (see `prepare_cells` for the columns).
-    cutoff_date: start of the evaluation window; None = last date minus horizon_days.
-    Evaluation: fit on days before the cutoff, score the next horizon_days out of time
-    (mean Poisson deviance, vs the same model with elasticity 0: primary metric).
-    Published estimates (the artifact): refit on every day. Placebo: prices shuffled
-    within product (seeded), refit: the elasticities must be about zero.
-    Products are subsampled (seeded, whole products) to at most max_products_per_category
-    per category to bound time and memory; None keeps all.
+    cutoff_date: start of the validation window; None = last date + 1 minus horizon_days
+    (the latest complete window). Validation: fit on days before the cutoff, score the
+    next horizon_days out of time (mean Poisson deviance, vs the same model with
+    elasticity 0: primary metric, split "validation", intervals resampling products).
+    Nothing is chosen on it: the thresholds are fixed a priori. Published estimates (the
+    artifact): refit on every day. Placebo: prices shuffled within product (seeded),
+    refit: the elasticities must be about zero. Products are subsampled (seeded, whole
+    products) to at most max_products_per_category per category; None keeps all.
+    Raises InsufficientHistory below MIN_TRAIN_DAYS + horizon_days days of cells.
     """
-    prepared = _subsample_products(prepare_cells(cells), max_products_per_category, seed)
-    if prepared.empty:
-        raise ValueError("no cells with views and a positive price")
+    prepared = _prepared(cells, max_products_per_category, seed)
     first = prepared["event_date"].min().date()
     last = prepared["event_date"].max().date()
+    require_history(MIN_TRAIN_DAYS + horizon_days, (last - first).days + 1, detail=(
+        f"{MIN_TRAIN_DAYS} days of cells to fit, then a {horizon_days}-day validation "
+        "window"))
     cutoff = (pd.Timestamp(cutoff_date).date() if cutoff_date not in (None, "", "None")
-              else last - timedelta(days=horizon_days))
+              else last + timedelta(days=1) - timedelta(days=horizon_days))
     label_end = cutoff + timedelta(days=horizon_days)
     is_train = prepared["event_date"] < pd.Timestamp(cutoff)
     is_test = (~is_train) & (prepared["event_date"] < pd.Timestamp(label_end))
     train, test = prepared.loc[is_train], prepared.loc[is_test]
 
-    # out-of-time evaluation
-    _, train_fits = estimate_category_elasticities(train, min_category_purchases)
-    _, base_fits = estimate_category_elasticities(
-        train.loc[train["category_l1"].isin(list(train_fits))], 0, price_effect=False)
-    dev = holdout_deviance(test, train_fits, base_fits)
+    # out-of-time validation
+    holdout = _holdout(train, test, min_category_purchases)
 
     # published estimates on every day
     categories, fits = estimate_category_elasticities(prepared, min_category_purchases)
@@ -538,30 +618,39 @@ def train_price_elasticity(cells: pd.DataFrame, cutoff_date: date | str | None =
             columns={"elasticity": "placebo_elasticity",
                      "std_error": "placebo_std_error"}), on="category_l1", how="left")
 
-    metrics = [Metric("poisson_deviance", dev["model"], "no_price_effect", dev["baseline"],
-                      split="test", higher_is_better=False, is_primary=True)]
-    est = categories.loc[categories["has_enough_data"]]
-    for row in est.itertuples(index=False):
+    metrics = deviance_metrics(holdout, "validation", None, n_bootstrap, seed)
+    not_estimable = (f"not estimable: fewer than {min_category_purchases} purchases of "
+                     "products with several prices")
+    for row in categories.itertuples(index=False):
         slug = _slug(row.category_l1)
+        reason = None if row.has_enough_data else not_estimable
         for metric, value in (("elasticity", row.elasticity),
                               ("elasticity_std_error", row.std_error),
                               ("elasticity_ci_low", row.ci_low),
                               ("elasticity_ci_high", row.ci_high)):
-            metrics.append(Metric(f"{metric}__{slug}", value, split="full"))
+            metrics.append(Metric(f"{metric}__{slug}", None if reason else value,
+                                  split="full", undefined_reason=reason))
     for row in placebo_ok.itertuples(index=False):
         metrics.append(Metric(f"elasticity__{_slug(row.category_l1)}", row.elasticity,
                               split="placebo"))
-    metrics.append(Metric("mean_abs_elasticity", float(np.abs(est["elasticity"]).mean()),
-                          split="full"))
+    est = categories.loc[categories["has_enough_data"]]
+    no_category = "no category has enough data to estimate"
     metrics.append(Metric("mean_abs_elasticity",
-                          float(np.abs(placebo_ok["elasticity"]).mean()),
-                          split="placebo", higher_is_better=False))
+                          float(np.abs(est["elasticity"]).mean()) if len(est) else None,
+                          split="full", undefined_reason=None if len(est) else no_category))
+    metrics.append(Metric("mean_abs_elasticity",
+                          float(np.abs(placebo_ok["elasticity"]).mean())
+                          if len(placebo_ok) else None, split="placebo",
+                          higher_is_better=False,
+                          undefined_reason=None if len(placebo_ok) else no_category))
     metrics.append(Metric("share_placebo_ci_covering_zero", float(
-        ((placebo_ok["ci_low"] <= 0) & (placebo_ok["ci_high"] >= 0)).mean()),
-        split="placebo"))
+        ((placebo_ok["ci_low"] <= 0) & (placebo_ok["ci_high"] >= 0)).mean())
+        if len(placebo_ok) else None, split="placebo",
+        undefined_reason=None if len(placebo_ok) else no_category))
     metrics.append(Metric("share_products_reliable",
-                          float(products["is_reliable"].mean()) if len(products) else 0.0,
-                          split="full"))
+                          float(products["is_reliable"].mean()) if len(products) else None,
+                          split="full",
+                          undefined_reason=None if len(products) else "no product cells"))
 
     params = {
         "cutoff_date": cutoff.isoformat(), "horizon_days": horizon_days, "seed": seed,
@@ -571,8 +660,10 @@ def train_price_elasticity(cells: pd.DataFrame, cutoff_date: date | str | None =
         "min_product_purchases": min_product_purchases,
         "max_product_ci_width": max_product_ci_width,
         "max_products_per_category": max_products_per_category,
+        "tuned_on_validation": "nothing: every threshold is fixed a priori",
     }
-    improvement = (1.0 - dev["model"] / dev["baseline"]) if dev["baseline"] else np.nan
+    dev = _mean_deviances(holdout)
+    improvement = (1.0 - dev["model"] / dev["baseline"]) if dev["baseline"] else 0.0
     model = ElasticityModel(
         categories=categories, products=products, placebo=placebo,
         reliability={"min_product_purchases": min_product_purchases,
@@ -583,11 +674,64 @@ def train_price_elasticity(cells: pd.DataFrame, cutoff_date: date | str | None =
         train_window=Window(first, cutoff),
         label_window=Window(cutoff, label_end),
         n_train=int(len(train)),
-        n_test=int(dev["n_cells"]),
+        n_test=int(len(holdout)),
         params=params,
         metrics=metrics,
         feature_importance={"log_price": float(improvement)},
         model=model,
+        drift=feature_drift(train, test, ("log_price", "log_views")),
+    )
+
+
+def _mean_deviances(holdout: pd.DataFrame) -> dict[str, float]:
+    if holdout.empty:
+        return {"model": 0.0, "baseline": 0.0}
+    y = holdout["purchases"].to_numpy()
+    return {"model": float(poisson_deviance(y, holdout["mu_model"].to_numpy()).mean()),
+            "baseline": float(poisson_deviance(y, holdout["mu_baseline"].to_numpy()).mean())}
+
+
+def evaluate_price_elasticity(cells: pd.DataFrame, horizon_days: int = 14,
+                              step_days: int = 7, n_cutoffs: int = 3, seed: int = 42,
+                              min_category_purchases: int = MIN_CATEGORY_PURCHASES,
+                              max_products_per_category: int | None = 20000,
+                              n_bootstrap: int = BOOTSTRAP_SAMPLES) -> TrainingRun:
+    """The rolling-origin evaluation (run_kind "evaluation"): at `n_cutoffs` test cutoffs
+    `step_days` apart, the last one's window ending at the last date, the model is fitted
+    on the days before the cutoff and its next horizon_days are scored once (mean Poisson
+    deviance beside the no-price-effect baseline, split "test", intervals resampling
+    products). Nothing is tuned, so there is no validation window to replay."""
+    prepared = _prepared(cells, max_products_per_category, seed)
+    first = prepared["event_date"].min().date()
+    last = prepared["event_date"].max().date()
+    require_history(MIN_TRAIN_DAYS + horizon_days + step_days * (n_cutoffs - 1),
+                    (last - first).days + 1, detail=(
+                        f"{MIN_TRAIN_DAYS} days of cells to fit, then {n_cutoffs} test "
+                        f"cutoffs {step_days} days apart with {horizon_days}-day windows"))
+    cutoffs = rolling_cutoffs(last + timedelta(days=1), horizon_days, step_days, n_cutoffs)
+    metrics: list[Metric] = []
+    n_test = 0
+    for cutoff in cutoffs:
+        dates = prepared["event_date"]
+        train = prepared.loc[dates < pd.Timestamp(cutoff)]
+        test = prepared.loc[(dates >= pd.Timestamp(cutoff))
+                            & (dates < pd.Timestamp(cutoff + timedelta(days=horizon_days)))]
+        holdout = _holdout(train, test, min_category_purchases)
+        metrics += deviance_metrics(holdout, "test", cutoff, n_bootstrap, seed)
+        n_test += len(holdout)
+    return TrainingRun(
+        model_name=MODEL_NAME,
+        train_window=Window(first, cutoffs[0]),
+        label_window=Window(cutoffs[0], last + timedelta(days=1)),
+        n_train=int((prepared["event_date"] < pd.Timestamp(cutoffs[0])).sum()),
+        n_test=n_test,
+        params={"cutoffs": [c.isoformat() for c in cutoffs], "horizon_days": horizon_days,
+                "step_days": step_days, "seed": seed,
+                "min_category_purchases": min_category_purchases,
+                "max_products_per_category": max_products_per_category,
+                "tuned_on_validation": "nothing: every threshold is fixed a priori"},
+        metrics=metrics,
+        run_kind="evaluation",
     )
 
 
@@ -729,3 +873,65 @@ def price_recommendations(model: ElasticityModel, current: pd.DataFrame,
     base = df.drop(columns=["current_price", "units_per_day", "revenue_per_day"])
     current_cols = df[["product_id", "current_price", "units_per_day", "revenue_per_day"]]
     return recommend_prices(base, current_cols, band, cost_ratio)
+
+
+# --------------------------------------------------------------------------------------
+# Empty score tables (a skipped run)
+# --------------------------------------------------------------------------------------
+
+# Arrow text keeps an empty column typed (VARCHAR) in DuckDB.
+_TEXT = pd.ArrowDtype(pa.string())
+_CATEGORY_COLUMNS = {
+    "category_l1": _TEXT, "elasticity": "float64", "std_error": "float64",
+    "ci_low": "float64", "ci_high": "float64", "placebo_elasticity": "float64",
+    "placebo_std_error": "float64", "n_products": "int64", "n_cells": "int64",
+    "purchases": "int64", "has_enough_data": "bool"}
+_PRODUCT_COLUMNS = {
+    "product_id": "int64", "category_l1": _TEXT, "n_cells": "int64", "n_prices": "int64",
+    "views": "int64", "purchases": "int64", "elasticity": "float64",
+    "std_error": "float64", "ci_low": "float64", "ci_high": "float64",
+    "is_reliable": "bool", "category_elasticity": "float64",
+    "category_ci_low": "float64", "category_ci_high": "float64",
+    "elasticity_source": _TEXT, "elasticity_used": "float64",
+    "elasticity_used_ci_low": "float64", "elasticity_used_ci_high": "float64"}
+_RECOMMENDATION_COLUMNS = {
+    "product_id": "int64", "category_l1": _TEXT, "product_elasticity": "float64",
+    "product_ci_low": "float64", "product_ci_high": "float64", "is_reliable": "bool",
+    "elasticity_source": _TEXT, "elasticity_used": "float64",
+    "elasticity_used_ci_low": "float64", "elasticity_used_ci_high": "float64",
+    "current_price": "float64", "units_per_day": "float64", "revenue_per_day": "float64",
+    "price_change": "float64", "recommended_price": "float64", "objective": _TEXT,
+    **{f"expected_{name}_change{end}": "float64"
+       for name in ("units", "revenue", "objective") for end in ("", "_low", "_high")},
+    "expected_units_per_day_delta": "float64", "expected_revenue_per_day_delta": "float64",
+    "is_direction_robust": "bool"}
+
+
+def _empty(columns: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+
+
+def empty_category_frame() -> pd.DataFrame:
+    """`category_elasticity_frame`'s columns without rows (a skipped run)."""
+    return _empty(_CATEGORY_COLUMNS)
+
+
+def empty_product_frame() -> pd.DataFrame:
+    """`product_elasticity_frame`'s columns without rows (a skipped run)."""
+    return _empty(_PRODUCT_COLUMNS)
+
+
+def empty_recommendations() -> pd.DataFrame:
+    """`price_recommendations`' columns without rows (a skipped run)."""
+    return _empty(_RECOMMENDATION_COLUMNS)
+
+
+def with_run_columns(scores: pd.DataFrame, run: Any) -> pd.DataFrame:
+    """`scores` with the run_id of the training run first and its guardrail flag
+    (is_model_below_baseline) last, typed even when there are no rows."""
+    out = scores.copy()
+    out.insert(0, "run_id", pd.Series([str(run["run_id"])] * len(out), index=out.index,
+                                      dtype=_TEXT))
+    out["is_model_below_baseline"] = pd.Series(bool(run["is_below_baseline"]),
+                                               index=out.index, dtype=bool)
+    return out

@@ -32,16 +32,20 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 
+from ml.evaluation import (BOOTSTRAP_SAMPLES, InsufficientHistory, Resampler, compare,
+                           require_history, rolling_cutoffs)
 from ml.registry import Metric, TrainingRun, Window
 
 __all__ = [
     "FLAG_COLUMNS", "ISOLATION_FEATURES", "RULES", "SESSION_SCORE_COLUMNS", "FraudModel",
     "Rule", "Thresholds", "apply_rules", "blend", "design_matrix", "fit_fraud_model",
     "planted_truth_metrics", "precision_at_k", "score_sessions", "score_users", "train_fraud",
-    "window_dates",
+    "window_dates", "evaluate_fraud", "window_user_features", "empty_user_scores",
+    "empty_session_scores", "published_user_scores", "SESSION_FEATURE_COLUMNS",
 ]
 
 
@@ -333,64 +337,140 @@ def planted_truth_metrics(scores: pd.DataFrame, features: pd.DataFrame,
     return out
 
 
-def _in_warehouse_metrics(scores: pd.DataFrame, features: pd.DataFrame,
-                          primary: bool) -> list[Metric]:
-    """Metrics that need no truth: flag rates, score distribution, and whether the
-    isolation forest (which sees no flag) agrees with the rules better than ranking
-    users by event count does."""
-    frame = scores.merge(features[["user_id", "events"]], on="user_id", how="left")
-    weights = {rule.flag: rule.weight for rule in RULES}
+# --- metrics with intervals (users resampled) ----------------------------------------
+
+
+def _top_k_share(score: np.ndarray, key: np.ndarray, is_positive: np.ndarray,
+                 what: str) -> Any:
+    """Precision at k of `score` on a resample of users (k = the positives drawn), as a
+    statistic of the drawn rows: the ranking (descending score, ties by key) is sorted
+    once, each resample only reweights it."""
+    order = np.lexsort((key, -np.asarray(score, float)))
+    positive = np.asarray(is_positive, bool)[order].astype(float)
+    n = len(order)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.arange(n)
+
+    def statistic(rows: np.ndarray) -> float:
+        weights = np.bincount(inverse[rows], minlength=n).astype(float)
+        k = float((weights * positive).sum())
+        if k == 0:
+            raise ValueError(f"no {what} among the users: precision at k is undefined")
+        before = np.cumsum(weights) - weights
+        taken = np.clip(k - before, 0.0, weights)
+        return float((taken * positive).sum() / k)
+    return statistic
+
+
+def _auc_of(score: np.ndarray, is_positive: np.ndarray, what: str) -> Any:
+    """ROC-AUC of `score` on a resample of users (ties count one half), as a statistic
+    of the drawn rows; sorted once, each resample only reweights."""
+    score = np.asarray(score, float)
+    order = np.argsort(score, kind="stable")
+    sorted_score = score[order]
+    starts = np.flatnonzero(np.r_[True, sorted_score[1:] != sorted_score[:-1]])
+    positive = np.asarray(is_positive, bool)[order].astype(float)
+    n = len(order)
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.arange(n)
+
+    def statistic(rows: np.ndarray) -> float:
+        weights = np.bincount(inverse[rows], minlength=n).astype(float)
+        pos = np.add.reduceat(weights * positive, starts) if n else np.zeros(0)
+        neg = np.add.reduceat(weights * (1 - positive), starts) if n else np.zeros(0)
+        if pos.sum() == 0 or neg.sum() == 0:
+            raise ValueError(f"ROC-AUC is undefined: the users drawn are all or none {what}")
+        below = np.cumsum(neg) - neg
+        return float((pos * (below + 0.5 * neg)).sum() / (pos.sum() * neg.sum()))
+    return statistic
+
+
+def _mean_of(values: np.ndarray) -> Any:
+    values = np.asarray(values, float)
+    return lambda rows: float(values[rows].mean())
+
+
+def _quantile_of(values: np.ndarray, q: float) -> Any:
+    values = np.asarray(values, float)
+    return lambda rows: float(np.quantile(values[rows], q))
+
+
+def _conclusive(frame: pd.DataFrame) -> np.ndarray:
     conclusive = np.zeros(len(frame), dtype=bool)
-    for flag, weight in weights.items():
-        if weight >= CONCLUSIVE_WEIGHT:
-            conclusive |= frame[flag].to_numpy(bool)
-    k = int(conclusive.sum())
+    for rule in RULES:
+        if rule.weight >= CONCLUSIVE_WEIGHT:
+            conclusive |= frame[rule.flag].to_numpy(bool)
+    return conclusive
+
+
+def _in_warehouse_metrics(scores: pd.DataFrame, features: pd.DataFrame, primary: bool,
+                          resampler: Resampler, split: str = "all_users",
+                          cutoff: date | None = None) -> list[Metric]:
+    """Metrics that need no truth, with intervals resampling users: flag rates, the score
+    distribution, and the agreement of the isolation forest (which sees no flag) with the
+    conclusive rules: the share of users with a conclusive flag among the forest's top k
+    (k = those users), beside ranking users by event count. Agreement, not accuracy: the
+    rules are not the truth."""
+    frame = scores.merge(features[["user_id", "events"]], on="user_id", how="left")
+    conclusive = _conclusive(frame)
     key = frame["user_id"].to_numpy()
     iso = frame["isolation_raw_score"].to_numpy(float)
     events = frame["events"].to_numpy(float)
-    split = "all_users"
-    metrics = [
-        Metric("rule_agreement_at_k", precision_at_k(iso, conclusive, k, key),
-               "rank_by_events", precision_at_k(events, conclusive, k, key), split,
-               is_primary=primary),
-        Metric("rule_agreement_roc_auc", _auc(conclusive, iso), "rank_by_events",
-               _auc(conclusive, events), split),
-        Metric("flagged_user_share", float(frame["is_flagged"].mean()), split=split,
-               higher_is_better=False),
-        Metric("conclusive_flag_user_share", float(conclusive.mean()), split=split,
-               higher_is_better=False),
-        Metric("fraud_score_p50", float(frame["fraud_score"].quantile(0.5)), split=split,
-               higher_is_better=False),
-        Metric("fraud_score_p99", float(frame["fraud_score"].quantile(0.99)), split=split,
-               higher_is_better=False),
-        Metric("fraud_score_p999", float(frame["fraud_score"].quantile(0.999)), split=split,
-               higher_is_better=False),
-    ]
-    for flag in FLAG_COLUMNS:
-        metrics.append(Metric(f"flag_rate__{flag.removeprefix('is_')}",
-                              float(frame[flag].mean()), split=split,
-                              higher_is_better=False))
+    what = "users with a conclusive rule flag"
+    metrics = compare("agreement_at_k", _top_k_share(iso, key, conclusive, what),
+                      {"rank_by_events": _top_k_share(events, key, conclusive, what)},
+                      resampler, is_primary=primary, split=split, cutoff=cutoff)
+    metrics += compare("agreement_roc_auc", _auc_of(iso, conclusive, what),
+                       {"rank_by_events": _auc_of(events, conclusive, what)}, resampler,
+                       split=split, cutoff=cutoff)
+    described = [("flagged_user_share", _mean_of(frame["is_flagged"].to_numpy(float))),
+                 ("conclusive_flag_user_share", _mean_of(conclusive.astype(float)))]
+    described += [(f"fraud_score_{name}", _quantile_of(frame["fraud_score"], q))
+                  for name, q in (("p50", 0.5), ("p99", 0.99), ("p999", 0.999))]
+    described += [(f"flag_rate__{flag.removeprefix('is_')}",
+                   _mean_of(frame[flag].to_numpy(float))) for flag in FLAG_COLUMNS]
+    for name, statistic in described:
+        metrics += compare(name, statistic, {}, resampler, higher_is_better=False,
+                           split=split, cutoff=cutoff)
     return metrics
 
 
-def _planted_metrics(truth: dict[str, float]) -> list[Metric]:
-    split = "planted_truth"
-    metrics = [
-        Metric("precision_at_k", truth["blend__precision_at_k"], "rank_by_events",
-               truth["rank_by_events__precision_at_k"], split, is_primary=True),
-        Metric("roc_auc", truth["blend__roc_auc"], "rank_by_events",
-               truth["rank_by_events__roc_auc"], split),
-        Metric("isolation_precision_at_k", truth["isolation__precision_at_k"],
-               "rank_by_events", truth["rank_by_events__precision_at_k"], split),
-        Metric("rules_precision_at_k", truth["rules__precision_at_k"], "rank_by_events",
-               truth["rank_by_events__precision_at_k"], split),
-        Metric("planted_actors", truth["k"], split=split),
-    ]
-    for name, value in sorted(truth.items()):
-        if name.startswith("blend__recall_at_k__"):
-            actor_type = name.removeprefix("blend__recall_at_k__")
-            metrics.append(Metric(f"recall_at_k__{actor_type}", value, "rank_by_events",
-                                  truth[f"rank_by_events__recall_at_k__{actor_type}"], split))
+def _planted_metrics(scores: pd.DataFrame, features: pd.DataFrame, actors: pd.DataFrame,
+                     resampler: Resampler, split: str = "planted_truth",
+                     cutoff: date | None = None) -> list[Metric]:
+    """Against the planted actors, with intervals resampling users: precision at k
+    (primary; k = the actors among the users drawn) and ROC-AUC of the blend beside the
+    rules alone, the isolation forest alone and ranking by event count; recall at k per
+    actor type beside ranking by event count."""
+    frame = scores.merge(features[["user_id", "events"]], on="user_id", how="left")
+    types = frame[["user_id"]].merge(actors, on="user_id", how="left")["actor_type"]
+    is_actor = types.notna().to_numpy()
+    key = frame["user_id"].to_numpy()
+    rankers = {"blend": frame["fraud_score"].to_numpy(float),
+               "rules_only": frame["rule_score"].to_numpy(float),
+               "isolation_only": frame["isolation_raw_score"].to_numpy(float),
+               "rank_by_events": frame["events"].to_numpy(float)}
+    what = "planted actors"
+    baselines = [name for name in rankers if name != "blend"]
+    metrics = compare("precision_at_k", _top_k_share(rankers["blend"], key, is_actor, what),
+                      {b: _top_k_share(rankers[b], key, is_actor, what) for b in baselines},
+                      resampler, is_primary=True, split=split, cutoff=cutoff)
+    metrics += compare("roc_auc", _auc_of(rankers["blend"], is_actor, what),
+                       {b: _auc_of(rankers[b], is_actor, what) for b in baselines},
+                       resampler, split=split, cutoff=cutoff)
+    metrics.append(Metric("planted_actors", float(is_actor.sum()), split=split,
+                          cutoff=cutoff, n_units=len(frame)))
+    k = int(is_actor.sum())
+    for actor_type in sorted(types.dropna().unique()):
+        of_type = (types == actor_type).to_numpy()
+        recall = {}
+        for name in ("blend", "rank_by_events"):
+            top = np.zeros(len(frame), dtype=bool)
+            top[np.lexsort((key, -rankers[name]))[:k]] = True
+            recall[name] = top[of_type].mean()
+        metrics.append(Metric(f"recall_at_k__{actor_type}", float(recall["blend"]),
+                              "rank_by_events", float(recall["rank_by_events"]), split,
+                              cutoff=cutoff, n_units=int(of_type.sum())))
     return metrics
 
 
@@ -410,30 +490,42 @@ def _importance(model: FraudModel, features: pd.DataFrame, scores: pd.DataFrame,
             for name, v in zip(model.features, gap)}
 
 
+def _has_truth(actors: pd.DataFrame | None, features: pd.DataFrame) -> bool:
+    return actors is not None and len(actors) > 0 and bool(
+        features["user_id"].isin(actors["user_id"]).any())
+
+
 def train_fraud(features: pd.DataFrame, actors: pd.DataFrame | None,
                 thresholds: Thresholds, seed: int, n_estimators: int = 200,
-                max_fit_rows: int = 500_000) -> TrainingRun:
-    """The fraud training run: fit the isolation forest on every user's behaviour
-    features over the observed history, score them, and evaluate.
+                max_fit_rows: int = 500_000,
+                n_bootstrap: int = BOOTSTRAP_SAMPLES) -> TrainingRun:
+    """The fraud production run: fit the isolation forest on every user's behaviour
+    features over the observed history, score them, and evaluate (intervals resampling
+    users).
 
     `actors` (user_id, actor_type) is the planted truth of a generated dataset, or None /
     empty on real data. With it, the primary metric is precision at k (k = number of
-    planted actors seen) beside the baseline "rank by event count"; without it, the
-    primary metric is the isolation forest's agreement with the conclusive rules at k
-    (k = users with a conclusive flag) beside the same baseline.
+    planted actors seen) beside ranking by event count, the rules alone and the forest
+    alone; without it, the primary metric is the forest's agreement with the conclusive
+    rules at k (k = users with a conclusive flag) beside ranking by event count. Nothing
+    is tuned: the thresholds and the blend are fixed a priori (dbt vars).
+    Raises InsufficientHistory without a user.
     """
+    if len(features) == 0:
+        raise InsufficientHistory(1, 0, "users with sessions")
     model = fit_fraud_model(features, thresholds, seed, n_estimators, max_fit_rows)
     scores = score_users(model, features)
-    has_truth = actors is not None and len(actors) > 0 and bool(
-        features["user_id"].isin(actors["user_id"]).any())
-    metrics = _in_warehouse_metrics(scores, features, primary=not has_truth)
+    has_truth = _has_truth(actors, features)
+    resampler = Resampler(len(scores), n_samples=n_bootstrap, seed=seed)
+    metrics = _in_warehouse_metrics(scores, features, not has_truth, resampler)
     if has_truth:
-        metrics += _planted_metrics(planted_truth_metrics(scores, features, actors))
+        metrics += _planted_metrics(scores, features, actors, resampler)
     first, last = window_dates(features)
     params = {"seed": seed, **model.params, "features": list(model.features),
               "thresholds": asdict(thresholds),
               "rule_weights": {rule.reason_code: rule.weight for rule in RULES},
-              "has_planted_truth": has_truth}
+              "has_planted_truth": has_truth,
+              "tuned_on_validation": "nothing: thresholds and blend fixed a priori"}
     return TrainingRun(
         model_name="fraud",
         train_window=Window(first, last),
@@ -447,8 +539,136 @@ def train_fraud(features: pd.DataFrame, actors: pd.DataFrame | None,
     )
 
 
+# What window_user_features reads of int_fraud_session_features.
+SESSION_FEATURE_COLUMNS = (
+    "user_id", "session_started_at", "session_ended_at", "events", "views", "purchases",
+    "active_minutes", "peak_views_per_minute", "peak_events_per_hour", "blind_purchases",
+    "max_abs_log_price_ratio", "peak_purchase_burst", "users_sharing_raw_session")
+
+
+def window_user_features(sessions: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
+    """User features over the sessions that start in [start, end), from session features
+    (`SESSION_FEATURE_COLUMNS`): the columns the rules and the forest read. Peaks of
+    events per hour and purchase bursts are the largest within one session (the user
+    grain of int_fraud_user_features also counts them across sessions)."""
+    at = pd.to_datetime(sessions["session_started_at"])
+    rows = sessions.loc[(at >= pd.Timestamp(start)) & (at < pd.Timestamp(end))]
+    rows = rows.assign(is_shared=(rows["users_sharing_raw_session"].fillna(1) > 1)
+                       .astype("int64"))
+    out = rows.groupby("user_id", as_index=False).agg(
+        first_seen_at=("session_started_at", "min"),
+        last_seen_at=("session_ended_at", "max"),
+        events=("events", "sum"), views=("views", "sum"), purchases=("purchases", "sum"),
+        active_minutes=("active_minutes", "sum"),
+        peak_views_per_minute=("peak_views_per_minute", "max"),
+        peak_events_per_hour=("peak_events_per_hour", "max"),
+        blind_purchases=("blind_purchases", "sum"),
+        max_abs_log_price_ratio=("max_abs_log_price_ratio", "max"),
+        peak_purchase_burst=("peak_purchase_burst", "max"),
+        shared_raw_sessions=("is_shared", "sum"))
+    views = out["views"].astype(float)
+    purchases = out["purchases"].astype(float)
+    out["views_per_active_minute"] = views / out["active_minutes"].clip(lower=1)
+    out["blind_purchase_share"] = np.where(purchases > 0, out["blind_purchases"]
+                                           / purchases.where(purchases > 0, 1), 0.0)
+    out["purchases_per_view"] = purchases / views.clip(lower=1)
+    return out.sort_values("user_id", ignore_index=True)
+
+
+def evaluate_fraud(sessions: pd.DataFrame, actors: pd.DataFrame | None,
+                   thresholds: Thresholds, seed: int, window_days: int = 7,
+                   step_days: int = 7, n_cutoffs: int = 3, n_estimators: int = 200,
+                   max_fit_rows: int = 500_000,
+                   n_bootstrap: int = BOOTSTRAP_SAMPLES) -> TrainingRun:
+    """The rolling-origin evaluation (run_kind "evaluation"): at `n_cutoffs` cutoffs
+    `step_days` apart, the last window ending at the last session start date, the forest
+    is fitted on the users' features before the cutoff and the users active in the next
+    `window_days` are scored once (window features from `window_user_features`).
+    Metrics per cutoff (split "test"): precision at k against the planted actors when
+    given (primary), else the rule-forest agreement (primary); intervals resample users.
+    Raises InsufficientHistory when the first cutoff leaves less than a window before it.
+    """
+    if len(sessions) == 0:
+        raise InsufficientHistory(1, 0, "users with sessions")
+    at = pd.to_datetime(sessions["session_started_at"])
+    first, last = at.min().date(), at.max().date()
+    require_history(window_days + step_days * (n_cutoffs - 1) + window_days,
+                    (last - first).days + 1, detail=(
+                        f"{window_days} days before the first of {n_cutoffs} test windows "
+                        f"of {window_days} days, {step_days} days apart"))
+    cutoffs = rolling_cutoffs(last + timedelta(days=1), window_days, step_days, n_cutoffs)
+    metrics: list[Metric] = []
+    n_test = 0
+    for cutoff in cutoffs:
+        before = window_user_features(sessions, first, cutoff)
+        window = window_user_features(sessions, cutoff, cutoff + timedelta(days=window_days))
+        model = fit_fraud_model(before, thresholds, seed, n_estimators, max_fit_rows)
+        scores = score_users(model, window)
+        truth = _has_truth(actors, window)
+        resampler = Resampler(len(scores), n_samples=n_bootstrap, seed=seed)
+        metrics += _in_warehouse_metrics(scores, window, not truth, resampler, "test",
+                                         cutoff)
+        if truth:
+            metrics += _planted_metrics(scores, window, actors, resampler, "test", cutoff)
+        n_test += len(window)
+    return TrainingRun(
+        model_name="fraud",
+        train_window=Window(first, cutoffs[0]),
+        label_window=Window(cutoffs[0], last + timedelta(days=1)),
+        n_train=int((at < pd.Timestamp(cutoffs[0])).sum()),
+        n_test=n_test,
+        params={"cutoffs": [c.isoformat() for c in cutoffs], "window_days": window_days,
+                "step_days": step_days, "seed": seed, "n_estimators": n_estimators,
+                "thresholds": asdict(thresholds),
+                "has_planted_truth": _has_truth(actors, sessions),
+                "features": "window aggregates of int_fraud_session_features",
+                "tuned_on_validation": "nothing: thresholds and blend fixed a priori"},
+        metrics=metrics,
+        run_kind="evaluation",
+    )
+
+
+# Arrow text keeps an empty column typed (VARCHAR) in DuckDB.
+_TEXT = pd.ArrowDtype(pa.string())
+_FLAG_DTYPES = {flag: "bool" for flag in FLAG_COLUMNS}
+
+
+def empty_user_scores() -> pd.DataFrame:
+    """`score_users`' columns without rows (a skipped run)."""
+    columns = {"user_id": "int64", "fraud_score": "float64", "rule_score": "float64",
+               "isolation_score": "float64", "isolation_raw_score": "float64",
+               **_FLAG_DTYPES, "n_flags": "int32", "reason_codes": _TEXT,
+               "is_flagged": "bool", "fraud_rank": "int64"}
+    return pd.DataFrame({k: pd.Series(dtype=v) for k, v in columns.items()})
+
+
+def empty_session_scores() -> pd.DataFrame:
+    """`score_sessions`' columns without rows (a skipped run); session_id as text."""
+    columns = {"session_id": _TEXT, "user_id": "int64", "fraud_score": "float64",
+               "rule_score": "float64", "user_isolation_score": "float64",
+               **_FLAG_DTYPES, "n_flags": "int32", "reason_codes": _TEXT,
+               "is_flagged": "bool"}
+    return pd.DataFrame({k: pd.Series(dtype=v) for k, v in columns.items()})
+
+
 def window_dates(features: pd.DataFrame) -> tuple[date, date]:
     """[first, last + 1 day) of the users' activity, the run's feature window."""
     first = pd.Timestamp(features["first_seen_at"].min()).date()
     last = pd.Timestamp(features["last_seen_at"].max()).date() + timedelta(days=1)
     return first, last
+
+
+def published_user_scores(record: Mapping[str, Any],
+                          features: pd.DataFrame | None) -> pd.DataFrame:
+    """ml_fraud_user_scores: `score_users` with the training run's model (its run_id
+    second, its guardrail flag last); the same columns without rows when that run was
+    skipped (`features` is then not read)."""
+    from ml.registry import is_trained, load_model
+
+    scores = (score_users(load_model(record["model_artifact"]), features)
+              if is_trained(record) else empty_user_scores())
+    scores.insert(1, "run_id", pd.Series(str(record["run_id"]), index=scores.index,
+                                         dtype=_TEXT))
+    scores["is_model_below_baseline"] = pd.Series(bool(record["is_below_baseline"]),
+                                                  index=scores.index, dtype=bool)
+    return scores

@@ -2,6 +2,7 @@
 recommendation rule, and the planted truth on the shared synthetic warehouse."""
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +11,10 @@ import statsmodels.api as sm
 from dbt_project import query
 from ml.elasticity import (
     ElasticityModel,
+    empty_category_frame,
+    empty_product_frame,
+    empty_recommendations,
+    evaluate_price_elasticity,
     cluster_robust_inference,
     estimate_category_elasticities,
     estimate_product_elasticities,
@@ -20,7 +25,10 @@ from ml.elasticity import (
     recommend_prices,
     shuffle_within,
     train_price_elasticity,
+    with_run_columns,
 )
+from ml.evaluation import InsufficientHistory, train_or_skip
+from ml.registry import SKIPPED_INSUFFICIENT_HISTORY, is_trained
 
 
 def simulate_cells(elasticities: dict[str, float], products: int = 150, days: int = 40,
@@ -165,7 +173,10 @@ def test_training_run_beats_no_price_baseline_and_records_placebo():
     run = train_price_elasticity(raw, cutoff_date="2019-11-15", horizon_days=15, seed=42)
     primary = run.primary_metrics()
     assert len(primary) == 1 and primary[0].metric == "poisson_deviance"
-    assert primary[0].beats_baseline() and not run.is_below_baseline()
+    assert primary[0].split == "validation" and primary[0].baseline == "no_price_effect"
+    assert primary[0].verdict() == "better" and not run.is_below_baseline()
+    assert primary[0].ci_low <= primary[0].value <= primary[0].ci_high
+    assert {d["feature"] for d in run.drift} == {"log_price", "log_views"}
     metrics = {(m.metric, m.split): m.value for m in run.metrics}
     assert metrics[("elasticity__a", "full")] == pytest.approx(-2.0, abs=0.2)
     assert metrics[("mean_abs_elasticity", "placebo")] < 0.2
@@ -180,6 +191,65 @@ def test_training_run_without_price_effect_does_not_beat_baseline_by_much():
     run = train_price_elasticity(raw, horizon_days=15, seed=42)
     primary = run.primary_metrics()[0]
     assert primary.value == pytest.approx(primary.baseline_value, rel=0.01)
+    assert primary.verdict() != "better"
+
+
+def test_evaluation_scores_three_cutoffs_out_of_time():
+    raw = simulate_cells({"a": -2.0, "b": -0.8}, days=60, seed=8)
+    run = evaluate_price_elasticity(raw, horizon_days=14, step_days=7, n_cutoffs=3,
+                                    n_bootstrap=50)
+    assert run.run_kind == "evaluation" and run.model is None
+    assert run.params["cutoffs"] == ["2019-11-02", "2019-11-09", "2019-11-16"]
+    primary = run.primary_metrics()
+    assert [m.cutoff.isoformat() for m in primary] == run.params["cutoffs"]
+    assert all(m.split == "test" and m.verdict() == "better" for m in primary)
+    # a cutoff's figure reads nothing after its window: change the later cells
+    changed = raw.copy()
+    later = pd.to_datetime(changed["event_date"]) >= pd.Timestamp("2019-11-16")
+    changed.loc[later, "purchases"] = 0
+    other = evaluate_price_elasticity(changed, horizon_days=14, step_days=7, n_cutoffs=3,
+                                      n_bootstrap=50)
+    assert other.primary_metrics()[0] == primary[0]
+    assert other.primary_metrics()[2] != primary[2]
+
+
+def test_short_cells_skip_and_publish_empty_tables():
+    raw = simulate_cells({"a": -2.0}, days=20, seed=8)
+    with pytest.raises(InsufficientHistory, match="needs 28 days of history, has 20"):
+        train_price_elasticity(raw, horizon_days=14)
+    with pytest.raises(InsufficientHistory, match="needs 42 days of history, has 20"):
+        evaluate_price_elasticity(raw, horizon_days=14)
+    run = train_or_skip("price_elasticity",
+                        lambda: train_price_elasticity(raw, horizon_days=14))
+    assert run.status == SKIPPED_INSUFFICIENT_HISTORY
+    record = run.to_frame().iloc[0]
+    assert not is_trained(record)
+    con = duckdb.connect()
+    for empty in (empty_category_frame(), empty_product_frame(), empty_recommendations()):
+        out = with_run_columns(empty, record)
+        assert out.empty and out.columns[0] == "run_id"
+        con.register("scores", out)
+        types = {r[0]: r[1] for r in con.sql("describe select * from scores").fetchall()}
+        assert types["run_id"] == "VARCHAR" and "NULL" not in types.values(), types
+        assert types["is_model_below_baseline"] == "BOOLEAN"
+
+
+def test_a_category_without_enough_data_is_null_with_a_reason():
+    raw = simulate_cells({"a": -2.0, "b": -0.8}, days=60, seed=8)
+    raw.loc[raw["category_l1"] == "b", "purchases"] = 0
+    run = train_price_elasticity(raw, horizon_days=14, n_bootstrap=20)
+    by_name = {(m.metric, m.split): m for m in run.metrics}
+    b = by_name[("elasticity__b", "full")]
+    assert b.value is None and "not estimable" in b.undefined_reason
+    assert by_name[("elasticity__a", "full")].value is not None
+    assert not run.is_below_baseline()
+    # nothing to score at all: the primary metric is undefined, not a failure
+    raw.loc[:, "purchases"] = 0
+    raw.loc[raw.index[:5], "purchases"] = 1
+    empty = train_price_elasticity(raw, horizon_days=14, n_bootstrap=20)
+    (primary,) = empty.primary_metrics()
+    assert primary.value is None and primary.undefined_reason
+    assert primary.verdict() is None and not empty.is_below_baseline()
 
 
 # --------------------------------------------------------------------------------------
@@ -317,11 +387,17 @@ def test_placebo_and_guardrail(synth_warehouse, estimates):
     rows = query(synth_warehouse.database, """
         select metric, split, value, baseline_value, beats_baseline, is_primary
         from ml_model_metrics
-        where model_name = 'price_elasticity'
+        where model_name = 'price_elasticity' and run_kind = 'production'
     """)
     metrics = {(r[0], r[1]): r for r in rows}
-    primary = metrics[("poisson_deviance", "test")]
+    primary = metrics[("poisson_deviance", "validation")]
     assert primary[5] and primary[4] and primary[2] < primary[3]
+    cutoffs = query(synth_warehouse.database, """
+        select cutoff, verdict, ci_low, value, ci_high from ml_model_metrics
+        where model_name = 'price_elasticity' and run_kind = 'evaluation' and is_primary
+    """)
+    assert len(cutoffs) == 3
+    assert all(v != "worse" and lo <= x <= hi for _, v, lo, x, hi in cutoffs), cutoffs
     assert metrics[("mean_abs_elasticity", "placebo")][2] < 0.25
     assert metrics[("mean_abs_elasticity", "full")][2] > 1.0
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from dbt_project import query
-from ml.forecast import (BASELINE, MODELS, forecast_ets, forecast_metrics,
-                         forecast_revenue, forecast_sarimax, forecast_seasonal_naive,
-                         mase_scale, train_revenue_forecast)
-from ml.registry import load_model
+from ml.evaluation import InsufficientHistory, Resampler, train_or_skip
+from ml.forecast import (BASELINE, BASELINES, MODELS, apply_conformal, conformal_quantile,
+                         evaluate_revenue_forecast, forecast_ets, forecast_metrics,
+                         forecast_naive, forecast_revenue, forecast_sarimax,
+                         forecast_scores, forecast_seasonal_naive, forecast_trailing_mean,
+                         mase_scale, train_revenue_forecast, window_metrics)
+from ml.registry import SKIPPED_INSUFFICIENT_HISTORY, TrainingRun, Window, load_model
 
 # --------------------------------------------------------------------------- small frames
 
@@ -105,35 +109,163 @@ def test_a_known_future_sale_day_is_forecast_with_the_planted_uplift(forecaster)
     assert (frame["hi95"] - frame["lo95"]).to_numpy()[0] < 1000
 
 
-def test_training_run_beats_the_seasonal_naive_and_records_every_split() -> None:
+def test_naive_and_trailing_mean_baselines() -> None:
+    y = np.array([1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    naive = forecast_naive(y, np.zeros(10, bool), np.zeros(3, bool), 3)
+    assert naive["point"].tolist() == [10.0, 10.0, 10.0]
+    # a random walk's sd grows with sqrt(h): the in-sample differences are all 1
+    assert naive["sd"].to_numpy() == pytest.approx(np.sqrt([1, 2, 3]))
+    mean = forecast_trailing_mean(y, np.zeros(10, bool), np.zeros(3, bool), 3)
+    assert mean["point"].tolist() == [7.0, 7.0, 7.0]  # mean of 4..10
+
+
+def test_conformal_quantile_takes_the_finite_sample_rank() -> None:
+    scores = np.arange(1.0, 20.0)  # 19 scores
+    assert conformal_quantile(scores, 80) == 16.0  # ceil(20 x 0.8) = 16th
+    assert conformal_quantile(scores, 95) == 19.0  # ceil(20 x 0.95) = 19th
+    assert conformal_quantile(scores[:5], 95) == 5.0  # too few: the largest
+    with pytest.raises(ValueError):
+        conformal_quantile(np.array([np.nan]), 80)
+    rows = pd.DataFrame({"point": [10.0, 1.0], "sd": [2.0, 1.0]})
+    out = apply_conformal(rows, {"80": 1.5, "95": 3.0})
+    assert out["lo80"].tolist() == [7.0, 0.0] and out["hi80"].tolist() == [13.0, 2.5]
+    assert out["hi95"].tolist() == [16.0, 4.0]
+
+
+def test_conformal_intervals_cover_as_promised_on_exchangeable_series() -> None:
+    """Planted truth: i.i.d. noise around a level. The models' own intervals are
+    whatever they are; the conformal ones, set on the validation windows, must cover
+    about 80% and 95% of the next windows."""
+    daily = daily_frame(seed=4)
+    run = evaluate_revenue_forecast(daily, horizon=7, validation_days=21, n_cutoffs=3,
+                                    step_days=7, eval_top_categories=2, n_bootstrap=50)
+    pooled = {(m.metric, m.baseline): m for m in run.metrics if m.cutoff is None}
+    assert abs(pooled[("coverage_80", None)].value - 0.8) <= 0.12
+    assert pooled[("coverage_95", None)].value >= 0.85
+
+
+def test_evaluation_replays_production_before_each_test_origin() -> None:
     daily = daily_frame()
-    run = train_revenue_forecast(daily, horizon=7, eval_days=21, step_days=7,
-                                 eval_top_categories=1)
-    assert run.model_name == "revenue_forecast"
+    run = evaluate_revenue_forecast(daily, horizon=7, validation_days=21, n_cutoffs=3,
+                                    step_days=7, eval_top_categories=1, n_bootstrap=50)
+    assert run.run_kind == "evaluation" and run.model is None
+    assert run.params["test_origins"] == ["2019-12-03", "2019-12-10", "2019-12-17"]
+    # the last test window ends on the last date
+    assert pd.Timestamp(run.params["test_origins"][-1]) + pd.Timedelta(days=6) == \
+        pd.to_datetime(daily["series_date"]).max()
+    for origin, choice in run.params["choices"].items():
+        assert max(choice["validation_origins"]) < origin
+        before = daily[pd.to_datetime(daily["series_date"]) < pd.Timestamp(origin)]
+        production = train_revenue_forecast(before, horizon=7, validation_days=21,
+                                            eval_top_categories=1, n_bootstrap=20)
+        assert production.params["selected_model"] == choice["model"]
+        assert production.params["conformal_quantiles"] == choice["conformal_quantiles"]
+    keys = [(m.metric, m.split, m.cutoff, m.baseline) for m in run.metrics]
+    assert len(keys) == len(set(keys))
+    (primary, *_), = [[m for m in run.primary_metrics() if m.baseline == BASELINE]]
+    assert (primary.metric, primary.split, primary.cutoff) == ("mase", "test", None)
+    assert {m.baseline for m in run.primary_metrics()} == set(BASELINES)
+    # no weekly pattern: last week's value is a noisy forecast, a smoothed level is not
+    assert primary.verdict() == "better", primary
+    assert primary.ci_low <= primary.value <= primary.ci_high
+    cutoffs = {m.cutoff for m in run.metrics if m.metric == "mase"}
+    assert cutoffs == {None, *(pd.Timestamp(o).date() for o in run.params["test_origins"])}
+    assert not run.is_below_baseline()
+
+
+def test_the_choice_ignores_the_test_windows() -> None:
+    """Multiplying every value from the first test origin on changes the test figures but
+    neither the first replay's choice nor its conformal quantiles."""
+    daily = daily_frame()
+    kwargs = dict(horizon=7, validation_days=21, n_cutoffs=3, step_days=7,
+                  eval_top_categories=1, n_bootstrap=20)
+    run = evaluate_revenue_forecast(daily, **kwargs)
+    first = pd.Timestamp(run.params["test_origins"][0])
+    changed = daily.copy()
+    later = pd.to_datetime(changed["series_date"]) >= first
+    changed.loc[later, "value"] *= 5
+    other = evaluate_revenue_forecast(changed, **kwargs)
+    key = str(first.date())
+    assert other.params["choices"][key] == run.params["choices"][key]
+    mase = {m.baseline: m.value for m in run.primary_metrics()}
+    other_mase = {m.baseline: m.value for m in other.primary_metrics()}
+    assert mase != other_mase
+
+
+def test_production_run_records_validation_metrics_and_the_choice() -> None:
+    daily = daily_frame()
+    run = train_revenue_forecast(daily, horizon=7, validation_days=21,
+                                 eval_top_categories=1, n_bootstrap=50)
+    assert run.run_kind == "production" and run.model_name == "revenue_forecast"
     params = run.params
     assert params["selected_model"] in MODELS
     assert params["evaluated_series"] == [
         "overall:revenue", "overall:orders", "category_l1=electronics:revenue"]
-    assert params["origins"] == ["2019-12-03", "2019-12-10", "2019-12-17"]
-    assert len({(m.metric, m.split) for m in run.metrics}) == len(run.metrics)
-    (primary,) = run.primary_metrics()
-    assert (primary.metric, primary.split, primary.baseline) == (
-        "mase", "rolling_origin", BASELINE)
-    # no weekly pattern: last week's value is a noisy forecast, a smoothed level is not
-    assert primary.value < 0.9 * primary.baseline_value, primary
-    assert primary.value < 1.0
-    assert not run.is_below_baseline()
-    by_split = {(m.metric, m.split): m for m in run.metrics}
-    for model in MODELS:
-        assert by_split[("mase", f"rolling_origin_{model}")].value == pytest.approx(
-            params["pooled_mase"][model])
-    assert params["pooled_mase"][params["selected_model"]] == min(
-        params["pooled_mase"].values())
-    for h in range(1, 8):
-        assert ("mase", f"rolling_origin_h{h}") in by_split
-    # 3 series x 3 origins x 7 horizons of the selected model
-    assert run.n_test == 63
+    assert params["validation_origins"] == ["2019-12-03", "2019-12-10", "2019-12-17"]
+    assert params["validation_mase"][params["selected_model"]] == min(
+        params["validation_mase"].values())
+    assert params["n_conformal_scores"] == 3 * 3 * 7
+    assert {m.split for m in run.metrics} == {"validation"}
+    assert {m.baseline for m in run.primary_metrics()} == set(BASELINES)
+    assert run.model["conformal_quantiles"]["80"] < run.model["conformal_quantiles"]["95"]
+    assert run.n_test == 63  # 3 series x 3 origins x 7 horizons
     assert json.loads(run.to_frame().loc[0, "params_json"])["horizon_days"] == 7
+
+
+def test_too_short_a_series_is_a_skipped_run_and_an_empty_forecast() -> None:
+    daily = daily_frame()
+    short = daily[pd.to_datetime(daily["series_date"]) < pd.Timestamp("2019-10-31")]
+    with pytest.raises(InsufficientHistory, match="needs 42 days of history, has 30"):
+        train_revenue_forecast(short, validation_days=21)
+    with pytest.raises(InsufficientHistory, match="needs 63 days of history, has 30"):
+        evaluate_revenue_forecast(short, validation_days=21)
+    # a month with one validation week still trains (21 days of history + 7)
+    month = train_revenue_forecast(short, validation_days=7, eval_top_categories=1,
+                                   n_bootstrap=10)
+    assert month.params["validation_origins"] == ["2019-10-24"]
+    run = train_or_skip("revenue_forecast", lambda: train_revenue_forecast(short))
+    assert run.status == SKIPPED_INSUFFICIENT_HISTORY and "has 30" in run.status_reason
+    record = run.to_frame().iloc[0]
+    empty = forecast_scores(short, [], record)
+    full = forecast_scores(daily, [], train_revenue_forecast(
+        daily, validation_days=21, eval_top_categories=1, n_bootstrap=20
+    ).to_frame().iloc[0])
+    assert empty.empty and len(full) > 0
+    assert list(empty.columns) == list(full.columns)
+    assert (empty.dtypes == full.dtypes).all()
+    con = duckdb.connect()
+    con.register("empty_scores", empty)
+    described = {row[0]: row[1]
+                 for row in con.sql("describe select * from empty_scores").fetchall()}
+    assert described["forecast_date"] == "DATE" and described["series_id"] == "VARCHAR"
+    assert described["run_id"] == "VARCHAR"
+
+
+def test_an_undefined_mase_is_null_with_a_reason_not_a_failure() -> None:
+    """A series constant over its history has a zero MASE scale: MASE is undefined."""
+    days = pd.date_range("2019-12-01", periods=7, freq="D")
+    rows = []
+    for model in ("ets", *BASELINES):
+        rows.append(pd.DataFrame({
+            "series_id": "overall", "measure": "orders", "origin_date": days[0],
+            "forecast_date": days, "horizon": np.arange(1, 8), "model": model,
+            "point": 5.0, "sd": 1.0, "lo80": 4.0, "hi80": 6.0, "lo95": 3.0, "hi95": 7.0,
+            "actual": 6.0, "scale": 0.0}))
+    frame = pd.concat(rows, ignore_index=True)
+    for level in (80, 95):
+        frame[f"model_lo{level}"] = frame[f"lo{level}"]
+        frame[f"model_hi{level}"] = frame[f"hi{level}"]
+    metrics = window_metrics(frame, "ets", Resampler(7, n_samples=20, seed=0), "test",
+                             None, primary=True, conformal=True)
+    mase = [m for m in metrics if m.metric == "mase"]
+    assert len(mase) == 3 and all(m.value is None for m in mase)
+    assert all("scale is 0" in m.undefined_reason for m in mase)
+    assert all(m.verdict() is None for m in mase)
+    smape = [m for m in metrics if m.metric == "smape"]
+    assert all(m.value is not None for m in smape)
+    run = TrainingRun("revenue_forecast", Window(None, None), Window(None, None), 0, 0, {},
+                      metrics=metrics, run_kind="evaluation")
+    assert not run.is_below_baseline()
 
 
 def test_forecasts_cover_every_series_with_ordered_intervals() -> None:
@@ -166,39 +298,61 @@ def test_a_gap_in_a_series_is_an_error_not_a_silent_fill() -> None:
 
 # --------------------------------------------------------------------------- warehouse
 
-def test_revenue_forecast_beats_the_seasonal_naive_on_mase(synth_warehouse) -> None:
+def test_revenue_forecast_evaluation_on_the_warehouse(synth_warehouse) -> None:
+    """The latest evaluation run: pooled test MASE beside the three baselines with
+    intervals, not worse than the seasonal naive, and conformal coverage reported beside
+    the models' own intervals on the three test windows."""
     rows = query(synth_warehouse.database, """
-        select split, metric, value, baseline, baseline_value, beats_baseline
+        select metric, baseline, cutoff, value, ci_low, ci_high, baseline_value,
+               diff_ci_low, diff_ci_high, verdict, is_primary
         from ml_model_metrics
-        where model_name = 'revenue_forecast' and metric in ('mase', 'smape')
-          and split in ('rolling_origin', 'rolling_origin_ets', 'rolling_origin_sarimax')""")
-    assert len(rows) == 6
-    for split, metric, value, baseline, baseline_value, beats in rows:
-        assert baseline == BASELINE
-        assert beats and value < baseline_value, (split, metric, value, baseline_value)
-    (primary,) = query(synth_warehouse.database, """
-        select value, baseline_value from ml_model_metrics
-        where model_name = 'revenue_forecast' and is_primary""")
-    assert primary[0] < 1.0, primary
-    coverage = dict(query(synth_warehouse.database, """
-        select metric, value from ml_model_metrics
-        where model_name = 'revenue_forecast' and split = 'rolling_origin'
-          and metric like 'coverage___'"""))
-    # 140 backtest days: the 95% interval covers most of them, the 80% fewer
-    assert coverage["coverage_95"] >= 0.8 and coverage["coverage_80"] <= coverage[
-        "coverage_95"]
+        where model_name = 'revenue_forecast' and run_kind = 'evaluation'
+          and split = 'test'""")
+    pooled = {(r[0], r[1]): r for r in rows if r[2] is None}
+    for baseline in BASELINES:
+        metric, _, _, value, low, high, base, dlow, dhigh, verdict, primary = pooled[
+            ("mase", baseline)]
+        assert primary and low <= value <= high and dlow <= value - base <= dhigh
+        assert verdict in ("better", "inconclusive", "worse")
+    assert pooled[("mase", BASELINE)][9] != "worse"
+    cutoffs = {r[2] for r in rows if r[0] == "mase" and r[2] is not None}
+    assert len(cutoffs) == 3
+    assert not any(r[10] for r in rows if r[2] is not None)  # per cutoff: secondary
+    for level in (80, 95):
+        conformal = pooled[(f"coverage_{level}", None)][3]
+        assert abs(conformal - level / 100) <= 0.15, (level, conformal)
+        assert (f"coverage_{level}_model_intervals", None) in pooled
+    (status,) = query(synth_warehouse.database, """
+        select status from ml_model_runs
+        where model_name = 'revenue_forecast' and run_kind = 'evaluation'""")[0]
+    assert status == "trained"
+
+
+def test_revenue_forecast_production_run_on_the_warehouse(synth_warehouse) -> None:
+    rows = query(synth_warehouse.database, """
+        select split, metric, baseline, value, ci_low, ci_high, verdict
+        from ml_model_metrics
+        where model_name = 'revenue_forecast' and run_kind = 'production'
+          and is_primary""")
+    assert {r[2] for r in rows} == set(BASELINES)
+    assert all(r[0] == "validation" and r[1] == "mase" for r in rows)
+    assert all(r[4] <= r[3] <= r[5] for r in rows)
+    assert {r[6] for r in rows if r[2] == BASELINE} != {"worse"}
 
 
 def test_forecast_tables_match_the_selected_model(synth_warehouse) -> None:
     (params,) = query(synth_warehouse.database, """
         select params_json from ml_model_runs where model_name = 'revenue_forecast'
-        order by trained_at desc limit 1""")[0]
+          and run_kind = 'production' order by trained_at desc limit 1""")[0]
     selected = json.loads(params)["selected_model"]
     models = dict(query(synth_warehouse.database, """
         select model, count(*) from ml_revenue_forecast group by 1"""))
     series = query(synth_warehouse.database, """
         select count(distinct series_id || measure) from int_revenue_daily_series""")[0][0]
     assert models == {selected: series * 7, BASELINE: series * 7}
+    methods = dict(query(synth_warehouse.database, """
+        select model, any_value(interval_method) from ml_revenue_forecast group by 1"""))
+    assert methods == {selected: "conformal", BASELINE: "model"}
     scenarios = query(synth_warehouse.database, """
         select count(*), count(distinct model),
                sum(cumulative_expected) filter (where horizon = 7)
@@ -217,4 +371,6 @@ def test_forecast_tables_match_the_selected_model(synth_warehouse) -> None:
     assert mismatch == 0
     artifact = query(synth_warehouse.database, """
         select model_artifact from ml_revenue_forecast__training""")[0][0]
-    assert load_model(artifact)["model"] == selected
+    choice = load_model(artifact)
+    assert choice["model"] == selected
+    assert choice["conformal_quantiles"] == json.loads(params)["conformal_quantiles"]

@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 import math
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from dbt_project import query
-from ml.fraud import (FLAG_COLUMNS, ISOLATION_FEATURES, RULES, Thresholds, apply_rules,
-                      blend, design_matrix, fit_fraud_model, planted_truth_metrics, precision_at_k,
-                      score_sessions, score_users, train_fraud)
+from ml.evaluation import InsufficientHistory, train_or_skip
+from ml.fraud import (FLAG_COLUMNS, ISOLATION_FEATURES, RULES, SESSION_FEATURE_COLUMNS,
+                      Thresholds, _auc_of, _top_k_share, apply_rules, blend, design_matrix,
+                      empty_session_scores, evaluate_fraud, fit_fraud_model,
+                      planted_truth_metrics, precision_at_k, published_user_scores,
+                      score_sessions, score_users, train_fraud, window_user_features)
+from ml.registry import SKIPPED_INSUFFICIENT_HISTORY
 
 # --- small frames -----------------------------------------------------------------------
 
@@ -187,12 +193,14 @@ def test_training_run_evaluates_against_planted_truth_when_given() -> None:
     actors = pd.DataFrame({"user_id": frame["user_id"].iloc[-6:-1],
                            "actor_type": ["scraper", "card_testing", "price_anomaly",
                                           "scraper", "card_testing"]})
-    run = train_fraud(frame, actors, Thresholds(), seed=5, n_estimators=50)
-    metrics = {(m.metric, m.split): m for m in run.metrics}
+    run = train_fraud(frame, actors, Thresholds(), seed=5, n_estimators=50, n_bootstrap=50)
+    metrics = {(m.metric, m.split, m.baseline): m for m in run.metrics}
     primary = run.primary_metrics()
-    assert [(m.metric, m.split) for m in primary] == [("precision_at_k", "planted_truth")]
-    assert primary[0].value == 1.0 and primary[0].baseline == "rank_by_events"
-    assert metrics[("recall_at_k__scraper", "planted_truth")].value == 1.0
+    assert {(m.metric, m.split) for m in primary} == {("precision_at_k", "planted_truth")}
+    assert {m.baseline for m in primary} == {"rank_by_events", "rules_only",
+                                             "isolation_only"}
+    assert all(m.value == 1.0 and m.ci_low is not None for m in primary)
+    assert metrics[("recall_at_k__scraper", "planted_truth", "rank_by_events")].value == 1.0
     assert not run.is_below_baseline()
     record = run.to_frame().iloc[0]
     assert str(record["train_start"].date()) == "2019-10-01"
@@ -204,10 +212,118 @@ def test_training_run_evaluates_against_planted_truth_when_given() -> None:
 def test_training_run_without_truth_uses_rule_agreement_as_primary() -> None:
     frame = pd.concat([population(), users(*RULE_CASES.values())], ignore_index=True)
     frame["user_id"] = np.arange(len(frame))
-    run = train_fraud(frame, None, Thresholds(), seed=5, n_estimators=50)
-    assert [(m.metric, m.split) for m in run.primary_metrics()] == \
-        [("rule_agreement_at_k", "all_users")]
+    run = train_fraud(frame, None, Thresholds(), seed=5, n_estimators=50, n_bootstrap=50)
+    assert [(m.metric, m.split, m.baseline) for m in run.primary_metrics()] == \
+        [("agreement_at_k", "all_users", "rank_by_events")]
     assert not any(m.split == "planted_truth" for m in run.metrics)
+    assert all(m.ci_low is not None for m in run.metrics if m.value is not None)
+
+
+def test_resampled_statistics_match_the_exact_ones_on_all_users() -> None:
+    rng = np.random.default_rng(3)
+    score = np.round(rng.normal(size=500), 1)  # ties
+    positive = rng.random(500) < 0.1
+    key = rng.permutation(500)
+    rows = np.arange(500)
+    k = int(positive.sum())
+    assert _top_k_share(score, key, positive, "x")(rows) == pytest.approx(
+        precision_at_k(score, positive, k, key))
+    assert _auc_of(score, positive, "x")(rows) == pytest.approx(
+        roc_auc_score(positive, score))
+    # a resample with repeated users counts them as often as they are drawn
+    drawn = rng.integers(0, 500, 500)
+    assert _auc_of(score, positive, "x")(drawn) == pytest.approx(
+        roc_auc_score(positive[drawn], score[drawn]))
+
+
+def test_agreement_without_any_conclusive_flag_is_null_with_a_reason() -> None:
+    frame = population()
+    run = train_fraud(frame, None, Thresholds(), seed=5, n_estimators=50, n_bootstrap=20)
+    (agreement,) = run.primary_metrics()
+    assert agreement.value is None and "conclusive rule flag" in agreement.undefined_reason
+    assert agreement.verdict() is None and not run.is_below_baseline()
+
+
+def session_frame(days: int = 35, n_users: int = 300, seed: int = 0) -> tuple[
+        pd.DataFrame, pd.DataFrame]:
+    """Session features of ordinary users (a session every few days) and of ten scrapers
+    (one session a week, no more events than an ordinary week, but 40 views in a
+    minute); the scrapers are the planted truth."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    start = pd.Timestamp("2019-10-01")
+    for user in range(n_users):
+        scraper = user < 10
+        for day in range(rng.integers(0, 4), days, 7 if scraper else int(rng.integers(2, 6))):
+            at = start + pd.Timedelta(days=day, hours=int(rng.integers(0, 24)))
+            views = int(rng.integers(20, 30) if scraper else rng.integers(1, 20))
+            purchases = int(rng.random() < 0.2) if not scraper else 0
+            rows.append({"user_id": user, "session_started_at": at,
+                         "session_ended_at": at + pd.Timedelta(minutes=20),
+                         "events": views + purchases, "views": views,
+                         "purchases": purchases,
+                         "active_minutes": 2 if scraper else int(rng.integers(3, 15)),
+                         "peak_views_per_minute": 40 if scraper else int(rng.integers(1, 5)),
+                         "peak_events_per_hour": views + purchases, "blind_purchases": 0,
+                         "max_abs_log_price_ratio": 0.0, "peak_purchase_burst": purchases,
+                         "users_sharing_raw_session": 1})
+    actors = pd.DataFrame({"user_id": range(10), "actor_type": "scraper"})
+    return pd.DataFrame(rows)[list(SESSION_FEATURE_COLUMNS)], actors
+
+
+def test_window_features_aggregate_the_sessions_of_the_window() -> None:
+    sessions, _ = session_frame()
+    week = window_user_features(sessions, pd.Timestamp("2019-10-08").date(),
+                                pd.Timestamp("2019-10-15").date())
+    inside = sessions[(sessions["session_started_at"] >= "2019-10-08")
+                      & (sessions["session_started_at"] < "2019-10-15")]
+    assert set(week["user_id"]) == set(inside["user_id"])
+    assert week["views"].sum() == inside["views"].sum()
+    scraper = week.set_index("user_id").loc[0]
+    assert scraper["peak_views_per_minute"] == 40
+    assert scraper["views_per_active_minute"] == scraper["views"] / scraper["active_minutes"]
+
+
+def test_evaluation_scores_three_weekly_windows_against_the_planted_actors() -> None:
+    sessions, actors = session_frame()
+    run = evaluate_fraud(sessions, actors, Thresholds(), seed=5, n_estimators=50,
+                         n_bootstrap=50)
+    assert run.run_kind == "evaluation" and run.model is None
+    assert len(run.params["cutoffs"]) == 3
+    primary = run.primary_metrics()
+    assert {m.metric for m in primary} == {"precision_at_k"}
+    assert {m.cutoff.isoformat() for m in primary} == set(run.params["cutoffs"])
+    assert all(m.split == "test" and m.value == 1.0 for m in primary)
+    by_baseline = {(m.cutoff, m.baseline): m for m in primary}
+    assert all(m.verdict() == "better" for (_, b), m in by_baseline.items()
+               if b == "rank_by_events")
+    # without truth, the agreement is primary
+    blind = evaluate_fraud(sessions, None, Thresholds(), seed=5, n_estimators=50,
+                           n_bootstrap=20)
+    assert {m.metric for m in blind.primary_metrics()} == {"agreement_at_k"}
+
+
+def test_too_short_or_empty_data_skip_and_publish_empty_tables() -> None:
+    sessions, actors = session_frame(days=20)
+    with pytest.raises(InsufficientHistory, match="needs 28 days of history, has 20"):
+        evaluate_fraud(sessions, actors, Thresholds(), seed=5)
+    run = train_or_skip("fraud", lambda: train_fraud(population().iloc[:0], None,
+                                                     Thresholds(), seed=5))
+    assert run.status == SKIPPED_INSUFFICIENT_HISTORY
+    record = run.to_frame().iloc[0]
+    users_out = published_user_scores(record, None)
+    full = published_user_scores(
+        train_fraud(population(), None, Thresholds(), seed=5, n_estimators=20,
+                    n_bootstrap=10).to_frame().iloc[0], population())
+    assert users_out.empty and list(users_out.columns) == list(full.columns)
+    con = duckdb.connect()
+    con.register("scores", users_out)
+    con.register("full_scores", full)
+    con.register("session_scores", empty_session_scores())
+    describe = {name: [tuple(r[:2]) for r in con.sql(f"describe {name}").fetchall()]
+                for name in ("scores", "full_scores", "session_scores")}
+    assert describe["scores"] == describe["full_scores"]
+    assert all("NULL" not in t for _, t in describe["session_scores"])
 
 
 # --- the shared generated warehouse ------------------------------------------------------
@@ -260,12 +376,18 @@ def test_registry_holds_the_fraud_run_above_its_baseline(synth_warehouse) -> Non
         select m.metric, m.split, m.value, m.baseline_value, m.is_primary, r.is_below_baseline
         from ml_model_metrics as m
         inner join ml_model_runs as r using (run_id)
-        where m.model_name = 'fraud'
+        where m.model_name = 'fraud' and m.run_kind = 'production'
     """)
     metrics = {(r[0], r[1]): r for r in rows}
-    primary = [r for r in rows if r[4]]
-    assert [(r[0], r[1]) for r in primary] == [("rule_agreement_at_k", "all_users")]
+    primary = [r for r in rows if r[4] and r[1] == "all_users"]
+    assert [(r[0], r[1]) for r in primary] == [("agreement_at_k", "all_users")]
     assert primary[0][2] > primary[0][3] and not primary[0][5]
+    evaluation = query(db, """
+        select cutoff, value, ci_low, ci_high, verdict from ml_model_metrics
+        where model_name = 'fraud' and run_kind = 'evaluation' and is_primary
+    """)
+    assert len(evaluation) == 3
+    assert all(v != "worse" and lo <= x <= hi for _, x, lo, hi, v in evaluation), evaluation
     assert 0 < metrics[("flagged_user_share", "all_users")][2] < 0.02
     (run_ids,) = query(db, "select count(distinct run_id) from ml_fraud_user_scores")
     assert run_ids == (1,)

@@ -1,6 +1,7 @@
 -- One row per series x measure x forecast day: the conservative, expected and
--- optimistic paths of the selected forecasting model (the 80% interval's
--- lower bound, the point forecast, its upper bound) and their running totals
+-- optimistic paths of the selected forecasting model (the conformal 80%
+-- interval's lower bound, the point forecast, its upper bound) and their
+-- running totals
 -- over the horizon (docs block ml_revenue_scenarios_rule).
 with forecasts as (
 

@@ -1,17 +1,14 @@
-"""Fraud scores per user from the latest fraud training run.
+"""Fraud scores per user from the latest fraud training run (no rows when it was
+skipped).
 
-Thin wrapper over ml.fraud.score_users.
+Thin wrapper over ml.fraud.score_users (published_user_scores).
 """
-from ml.fraud import score_users
-from ml.registry import latest_record, load_model
+from ml.fraud import published_user_scores
+from ml.registry import is_trained, latest_record
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
     run = latest_record(dbt.ref("ml_fraud__training").df())
-    fraud_model = load_model(run["model_artifact"])
-    features = dbt.ref("int_fraud_user_features").df()
-    scores = score_users(fraud_model, features)
-    scores.insert(1, "run_id", run["run_id"])
-    scores["is_model_below_baseline"] = bool(run["is_below_baseline"])
-    return scores
+    features = dbt.ref("int_fraud_user_features").df() if is_trained(run) else None
+    return published_user_scores(run, features)

@@ -2,10 +2,12 @@
 
 Reads the product x day x price cells of products with several prices and some
 purchases, fits PPML log-log demand with product and day fixed effects per
-category_l1, evaluates it out of time against the same model without a price
-effect, runs the shuffled-price placebo, and returns the registry record.
+category_l1, validates it out of time against the same model without a price
+effect, runs the shuffled-price placebo, and returns the registry record (a skipped
+run when the cells are too short, unless var ml_strict).
 """
-from ml.elasticity import train_price_elasticity
+from ml.elasticity import MODEL_NAME, train_price_elasticity
+from ml.evaluation import as_flag, train_or_skip
 
 
 def _optional_int(value):
@@ -20,12 +22,14 @@ def model(dbt, session):
                 " and product_purchases >= 1")
         .df()
     )
-    run = train_price_elasticity(
-        cells,
+    options = dict(
         cutoff_date=dbt.config.get("cutoff_date"),
         horizon_days=int(dbt.config.get("horizon_days")),
         seed=int(dbt.config.get("seed")),
         max_products_per_category=_optional_int(
             dbt.config.get("max_products_per_category")),
+        n_bootstrap=int(dbt.config.get("ml_bootstrap_samples")),
     )
+    run = train_or_skip(MODEL_NAME, lambda: train_price_elasticity(cells, **options),
+                        strict=as_flag(dbt.config.get("ml_strict")))
     return run.to_frame()

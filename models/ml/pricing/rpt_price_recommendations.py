@@ -1,6 +1,7 @@
-"""Price recommendations within a band, from the latest price-elasticity run."""
-from ml.elasticity import price_recommendations
-from ml.registry import latest_record, load_model
+"""Price recommendations within a band, from the latest price-elasticity run (no rows
+when that run was skipped)."""
+from ml.elasticity import empty_recommendations, price_recommendations, with_run_columns
+from ml.registry import is_trained, latest_record, load_model
 
 
 def _optional_float(value):
@@ -10,6 +11,8 @@ def _optional_float(value):
 def model(dbt, session):
     dbt.config(materialized="table")
     run = latest_record(dbt.ref("ml_price_elasticity__training").df())
+    if not is_trained(run):
+        return with_run_columns(empty_recommendations(), run)
     current = dbt.ref("int_products_demand_summarized").df()
     out = price_recommendations(
         load_model(run["model_artifact"]),
@@ -17,6 +20,4 @@ def model(dbt, session):
         band=float(dbt.config.get("price_change_band")),
         cost_ratio=_optional_float(dbt.config.get("price_cost_ratio")),
     )
-    out.insert(0, "run_id", run["run_id"])
-    out["is_model_below_baseline"] = bool(run["is_below_baseline"])
-    return out
+    return with_run_columns(out, run)
