@@ -63,10 +63,11 @@ from ml.registry import Metric, TrainingRun, Window
 
 __all__ = [
     "BASELINES", "CANDIDATES", "CHURN_FEATURES", "CLASSIFIER_PARAMS", "MONOTONE_CONSTRAINTS",
-    "RISK_BANDS", "ChurnChoice", "ProbabilityStatistics", "RankStatistics", "bgnbd_no_purchase_baseline",
-    "churn_metrics", "empty_churn_scores", "evaluate_churn", "fit_churn_classifier",
-    "fit_churn_procedure", "predict_churn", "recency_baseline", "risk_bands",
-    "score_churn", "top_decile_lift", "top_reasons", "train_churn",
+    "RISK_BANDS", "ChurnChoice", "ProbabilityStatistics", "RankStatistics",
+    "bgnbd_no_purchase_baseline", "churn_metrics", "empty_churn_scores", "evaluate_churn",
+    "fit_churn_classifier", "fit_churn_procedure", "out_of_fold_churn", "predict_churn",
+    "recency_baseline", "risk_bands", "score_churn", "top_decile_lift", "top_reasons",
+    "train_churn",
 ]
 
 # The same snapshot columns as the CLV regressor: both read the customer snapshots.
@@ -288,7 +289,8 @@ def _choose_baseline_penalizer(validation: pd.DataFrame) -> tuple[float, dict]:
                                     summary["recency"], summary["T"])
         return roc_auc_score(y, quiet) if np.unique(y).size == 2 else float("nan")
 
-    return choose_bgnbd_penalizer(validation, auc)
+    penalizer, scores, _ = choose_bgnbd_penalizer(validation, auc)
+    return penalizer, scores
 
 
 def _label(candidate: Mapping[str, Any]) -> str:

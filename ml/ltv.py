@@ -131,29 +131,31 @@ def fit_clv(frame: pd.DataFrame, penalizer: float,
 def choose_bgnbd_penalizer(frame: pd.DataFrame,
                            score: Callable[[dict[str, dict[str, float]]], float],
                            grid: Sequence[float] = BGNBD_PENALIZERS
-                           ) -> tuple[float, dict[str, float | None]]:
+                           ) -> tuple[float, dict[str, float | None],
+                                      dict[str, dict[str, float]]]:
     """The penalizer of `grid` whose BG/NBD + GG fit on `frame` (its purchase history)
     scores highest by `score(params)`, which judges it on `frame`'s labels (the
     validation window); ties go to the smaller penalty. Also returns every candidate's
-    score (None where the fit failed).
+    score (None where the fit failed) and the chosen fit's parameters.
 
     Raises InsufficientHistory when no candidate can be fitted (no repeat customer).
     """
     scores: dict[str, float | None] = {}
-    best: tuple[float, float] | None = None
+    best: tuple[float, float, dict[str, dict[str, float]]] | None = None
     for penalizer in grid:
         try:
-            value = float(score(fit_clv(frame, penalizer)))
+            params = fit_clv(frame, penalizer)
+            value = float(score(params))
         except ValueError:
             scores[repr(penalizer)] = None
             continue
         scores[repr(penalizer)] = value if np.isfinite(value) else None
         if np.isfinite(value) and (best is None or value > best[1]):
-            best = (penalizer, value)
+            best = (penalizer, value, params)
     if best is None:
         raise InsufficientHistory(1, 0, "fittable BG/NBD validation windows",
                                   "no repeat customer in the validation snapshot")
-    return best[0], scores
+    return best[0], scores, best[2]
 
 
 def predict_clv(params: Mapping[str, Mapping[str, float]], frame: pd.DataFrame,
@@ -323,9 +325,8 @@ def fit_clv_procedure(train: pd.DataFrame, validation: pd.DataFrame, seed: int,
         predicted = predict_clv(clv_params, validation, horizon)["expected_spend"]
         return normalized_gini(actual, predicted.to_numpy())
 
-    penalizer, penalizer_scores = choose_bgnbd_penalizer(validation, bgnbd_gini)
-    validation_bgnbd = predict_clv(fit_clv(validation, penalizer), validation,
-                                   horizon)["expected_spend"].to_numpy()
+    penalizer, penalizer_scores, fitted = choose_bgnbd_penalizer(validation, bgnbd_gini)
+    validation_bgnbd = predict_clv(fitted, validation, horizon)["expected_spend"].to_numpy()
 
     base = {**REGRESSOR_PARAMS, **(params or {})}
     regressor_scores: dict[str, float | None] = {}

@@ -24,6 +24,7 @@ from ml.registry import SKIPPED_INSUFFICIENT_HISTORY, TrainingRun, Window, load_
 # --------------------------------------------------------------------------- small frames
 
 ONE_THREAD = {"n_jobs": 1}
+FAST = {"n_jobs": 1, "n_estimators": 40}  # for the tests of the procedure, not its skill
 
 
 def make_snapshot(day: str, role: str, n: int, rng: np.random.Generator,
@@ -193,17 +194,17 @@ def test_production_run_chooses_calibrates_and_scores() -> None:
 def test_the_choice_reads_the_validation_window_only() -> None:
     snapshots = make_snapshots(seed=2)
     train, validation = snapshot_role(snapshots, "train"), snapshot_role(snapshots, "test")
-    first = fit_churn_procedure(train, validation, 5, ONE_THREAD)
+    first = fit_churn_procedure(train, validation, 5, FAST)
     # scrambling the validation labels changes what is chosen and calibrated
     flipped = validation.assign(is_churned=~validation["is_churned"].astype(bool))
-    second = fit_churn_procedure(train, flipped, 5, ONE_THREAD)
+    second = fit_churn_procedure(train, flipped, 5, FAST)
     assert first.candidate_scores != second.candidate_scores
 
 
 def test_evaluation_replays_the_procedure_at_each_cutoff_blind_to_test_labels() -> None:
-    snapshots = make_evaluation_snapshots()
-    run = evaluate_churn(snapshots, seed=1, step_days=7, n_cutoffs=3, n_bootstrap=20,
-                         params=ONE_THREAD)
+    snapshots = make_evaluation_snapshots(n=200)
+    run = evaluate_churn(snapshots, seed=1, step_days=7, n_cutoffs=3, n_bootstrap=10,
+                         params=FAST)
     cutoffs = [str(LAST_CUTOFF - timedelta(days=7 * k)) for k in (2, 1, 0)]
     assert run.run_kind == "evaluation" and run.params["cutoffs"] == cutoffs
     assert {str(m.cutoff) for m in run.metrics} == set(cutoffs)
@@ -221,8 +222,8 @@ def test_evaluation_replays_the_procedure_at_each_cutoff_blind_to_test_labels() 
     flipped = snapshots.copy()
     last = pd.to_datetime(flipped["snapshot_date"]).dt.date == LAST_CUTOFF
     flipped.loc[last, "is_churned"] = ~flipped.loc[last, "is_churned"].astype(bool)
-    again = evaluate_churn(flipped, seed=1, step_days=7, n_cutoffs=3, n_bootstrap=20,
-                           params=ONE_THREAD)
+    again = evaluate_churn(flipped, seed=1, step_days=7, n_cutoffs=3, n_bootstrap=10,
+                           params=FAST)
     assert again.params["chosen_on_validation"] == run.params["chosen_on_validation"]
     auc = {(str(m.cutoff), m.baseline): m.value for m in run.metrics if m.metric == "roc_auc"}
     auc_again = {(str(m.cutoff), m.baseline): m.value

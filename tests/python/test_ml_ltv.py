@@ -198,8 +198,9 @@ EVALUATION_DAYS = [78 - 7 * k for k in range(6, -1, -1)]  # H 14: 3 cutoffs, las
 def test_evaluation_replays_both_procedures_blind_to_test_labels() -> None:
     purchases = simulate_purchases(n=500, seed=4)
     snapshots = snapshots_from(purchases, [("evaluation", d) for d in EVALUATION_DAYS], 14)
-    runs = evaluate_ltv(snapshots, seed=1, step_days=7, n_cutoffs=3, n_bootstrap=20,
-                        params={"n_jobs": 1})
+    fast = {"n_jobs": 1, "n_estimators": 40}
+    runs = evaluate_ltv(snapshots, seed=1, step_days=7, n_cutoffs=3, n_bootstrap=10,
+                        params=fast)
     cutoffs = [str((START + pd.Timedelta(days=d)).date()) for d in (64, 71, 78)]
     for run in runs:
         assert run.run_kind == "evaluation" and run.params["cutoffs"] == cutoffs
@@ -209,8 +210,8 @@ def test_evaluation_replays_both_procedures_blind_to_test_labels() -> None:
     flipped = snapshots.copy()
     last = flipped["snapshot_date"] == START + pd.Timedelta(days=78)
     flipped.loc[last, "label_spend"] = flipped.loc[last, "label_spend"][::-1].to_numpy()
-    again = evaluate_ltv(flipped, seed=1, step_days=7, n_cutoffs=3, n_bootstrap=20,
-                         params={"n_jobs": 1})
+    again = evaluate_ltv(flipped, seed=1, step_days=7, n_cutoffs=3, n_bootstrap=10,
+                         params=fast)
     for run, other in zip(runs, again):
         assert run.params["chosen_on_validation"] == other.params["chosen_on_validation"]
         gini = {str(m.cutoff): m.value for m in run.primary_metrics()}

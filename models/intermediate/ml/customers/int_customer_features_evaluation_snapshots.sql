@@ -35,26 +35,34 @@ bounds as (
 
 ),
 
-snapshot_dates as (
+offsets as (
 
+    -- days from the last event date back to each snapshot date
+    {%- set days_back = [] %}
     {%- for cutoff in range(n_cutoffs) %}
         {%- for window in range(3) %}
-            {%- set days_back = horizon - 1 + cutoff * step + window * horizon %}
+            {%- do days_back.append(
+                horizon - 1 + cutoff * step + window * horizon
+            ) %}
+        {%- endfor %}
+    {%- endfor %}
+    select distinct offset_values.days_back
+    from (
+        values ({{ days_back | unique | join('), (') }})
+    ) as offset_values (days_back)
+
+),
+
+snapshot_dates as (
+
     select
         'evaluation' as snapshot_role,
-        cast(
-            {{ dbt.dateadd('day', -days_back, 'last_event_date') }} as date
-        ) as snapshot_date,
-        last_event_date
+        bounds.last_event_date,
+        cast({{ dbt.dateadd(
+            'day', '-offsets.days_back', 'bounds.last_event_date'
+        ) }} as date) as snapshot_date
     from bounds
-            {%- if not loop.last %}
-    union
-            {%- endif %}
-        {%- endfor %}
-        {%- if not loop.last %}
-    union
-        {%- endif %}
-    {%- endfor %}
+    cross join offsets
 
 ),
 
