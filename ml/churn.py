@@ -58,7 +58,7 @@ from ml.customer_snapshots import (evaluation_windows, plus_days, production_win
                                    snapshot_at, snapshot_role)
 from ml.drift import feature_drift
 from ml.evaluation import Resampler, compare
-from ml.ltv import LTV_FEATURES, bgnbd_summary, choose_bgnbd_penalizer, fit_clv
+from ml.ltv import LTV_FEATURES, bgnbd_summary, choose_bgnbd_penalizer, fit_bgnbd_only
 from ml.registry import Metric, TrainingRun, Window
 
 __all__ = [
@@ -272,7 +272,7 @@ def recency_baseline(fitted_on: pd.DataFrame,
 def bgnbd_no_purchase_baseline(frame: pd.DataFrame, penalizer: float) -> np.ndarray:
     """P(no purchase in the H days from the snapshot) of BG/NBD fitted on `frame`'s own
     purchase history (days; no label is read), with L2 penalty `penalizer`."""
-    params = fit_clv(frame, penalizer)["bgnbd"]
+    params = fit_bgnbd_only(frame, penalizer)["bgnbd"]
     summary = bgnbd_summary(frame)
     horizon = float(frame["horizon_days"].iloc[0])
     return np.asarray(bgnbd_p_no_purchase(params, horizon, summary["frequency"],
@@ -289,7 +289,7 @@ def _choose_baseline_penalizer(validation: pd.DataFrame) -> tuple[float, dict]:
                                     summary["recency"], summary["T"])
         return roc_auc_score(y, quiet) if np.unique(y).size == 2 else float("nan")
 
-    penalizer, scores, _ = choose_bgnbd_penalizer(validation, auc)
+    penalizer, scores, _ = choose_bgnbd_penalizer(validation, auc, fit=fit_bgnbd_only)
     return penalizer, scores
 
 

@@ -52,7 +52,7 @@ from ml.registry import Metric, TrainingRun, Window
 __all__ = [
     "BASELINES", "BGNBD_PENALIZERS", "LTV_BASELINE", "LTV_FEATURES", "REGRESSOR_CANDIDATES",
     "REGRESSOR_PARAMS", "ClvChoice", "bgnbd_summary", "choose_bgnbd_penalizer",
-    "empty_ltv_scores", "evaluate_ltv", "fit_clv", "fit_clv_procedure",
+    "empty_ltv_scores", "evaluate_ltv", "fit_bgnbd_only", "fit_clv", "fit_clv_procedure",
     "fit_spend_regressor", "normalized_gini", "predict_clv", "score_ltv",
     "spend_baselines", "spend_metrics", "spend_statistics", "train_ltv", "runs_or_skip",
 ]
@@ -128,15 +128,26 @@ def fit_clv(frame: pd.DataFrame, penalizer: float,
             "gamma_gamma": {key: float(gamma_gamma[key]) for key in ("p", "q", "gamma")}}
 
 
+def fit_bgnbd_only(frame: pd.DataFrame, penalizer: float) -> dict[str, dict[str, float]]:
+    """BG/NBD parameters fitted on snapshot rows, as {"bgnbd": {...}} (no Gamma-Gamma:
+    for the uses that need no spend, such as the churn baseline)."""
+    summary = bgnbd_summary(frame)
+    fit = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"],
+                    penalizer=penalizer)
+    return {"bgnbd": {key: float(fit[key]) for key in ("r", "alpha", "a", "b")}}
+
+
 def choose_bgnbd_penalizer(frame: pd.DataFrame,
                            score: Callable[[dict[str, dict[str, float]]], float],
-                           grid: Sequence[float] = BGNBD_PENALIZERS
+                           grid: Sequence[float] = BGNBD_PENALIZERS,
+                           fit: Callable[[pd.DataFrame, float],
+                                         dict[str, dict[str, float]]] = fit_clv
                            ) -> tuple[float, dict[str, float | None],
                                       dict[str, dict[str, float]]]:
-    """The penalizer of `grid` whose BG/NBD + GG fit on `frame` (its purchase history)
-    scores highest by `score(params)`, which judges it on `frame`'s labels (the
-    validation window); ties go to the smaller penalty. Also returns every candidate's
-    score (None where the fit failed) and the chosen fit's parameters.
+    """The penalizer of `grid` whose fit (`fit`: BG/NBD + GG by default) on `frame` (its
+    purchase history) scores highest by `score(params)`, which judges it on `frame`'s
+    labels (the validation window); ties go to the smaller penalty. Also returns every
+    candidate's score (None where the fit failed) and the chosen fit's parameters.
 
     Raises InsufficientHistory when no candidate can be fitted (no repeat customer).
     """
@@ -144,7 +155,7 @@ def choose_bgnbd_penalizer(frame: pd.DataFrame,
     best: tuple[float, float, dict[str, dict[str, float]]] | None = None
     for penalizer in grid:
         try:
-            params = fit_clv(frame, penalizer)
+            params = fit(frame, penalizer)
             value = float(score(params))
         except ValueError:
             scores[repr(penalizer)] = None
