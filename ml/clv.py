@@ -40,7 +40,8 @@ from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 __all__ = [
     "BGNBD_KEYS", "GAMMA_GAMMA_KEYS", "SCORE_COLUMNS",
     "bgnbd_expected_purchases", "bgnbd_expected_purchases_new_customer",
-    "bgnbd_log_likelihood", "bgnbd_p_alive", "customer_lifetime_value", "fit_bgnbd",
+    "bgnbd_log_likelihood", "bgnbd_p_alive", "bgnbd_p_no_purchase",
+    "customer_lifetime_value", "fit_bgnbd",
     "fit_gamma_gamma", "gamma_gamma_expected_spend", "gamma_gamma_log_likelihood",
     "score_customers",
 ]
@@ -429,6 +430,39 @@ def _p_alive(r: float, alpha: float, a: float, b: float, x: np.ndarray, t_x: np.
     log_odds_dead = (np.log(a) - np.log(b + x_safe - 1)
                      + (r + x_safe) * (np.log(alpha + age) - np.log(alpha + t_x)))
     return np.where(repeat, expit(-log_odds_dead), 1.0)
+
+
+def bgnbd_p_no_purchase(params: Mapping[str, float], t: ArrayLike, frequency: ArrayLike,
+                        recency: ArrayLike, T: ArrayLike) -> np.ndarray | np.float64:
+    """P(no transaction in (T, T + t] | x, t_x, T) under the BG/NBD model.
+
+    A customer makes no purchase in the next t periods if she is dead at T, or alive and
+    her next purchase comes after T + t (dropout happens only right after a purchase, so
+    an alive customer cannot leave before purchasing again). Given alive at T, the
+    likelihood of the history is lambda^x e^(-lambda T) (1-p)^x, so lambda has the
+    posterior Gamma(r + x, alpha + T) and P(no purchase in t | alive) =
+    E[e^(-lambda t)] = ((alpha + T) / (alpha + T + t))^(r + x). Hence
+
+        P(X(T, T+t) = 0 | x, t_x, T) = 1 - P(alive) + P(alive) ((alpha+T)/(alpha+T+t))^(r+x),
+
+    the x* = 0 case of the conditional PMF of Fader, Hardie & Lee ("Deriving the
+    conditional PMF of the BG/NBD", 2007). Unlike 1 - P(alive), which is 0 for every
+    one-time buyer, it is below 1 and falls with T for them too.
+
+    Args:
+        params: r, alpha, a, b.
+        t: length of the period (>= 0), in the time unit of recency and T.
+        frequency, recency, T: per-customer x, t_x, T.
+
+    Returns:
+        Probabilities in [0, 1], shape of the broadcast inputs.
+    """
+    r, alpha, a, b = _params(params, BGNBD_KEYS, "BG/NBD")
+    x, t_x, age = _validate_rft(frequency, recency, T)
+    horizon = _validate_horizon(t)
+    alive = _p_alive(r, alpha, a, b, x, t_x, age)
+    quiet = np.exp((r + x) * (np.log(alpha + age) - np.log(alpha + age + horizon)))
+    return _scalar_or_array(1.0 - alive + alive * quiet)
 
 
 def _conditional_numerator(r: float, alpha: float, a: float, b: float, t: np.ndarray,

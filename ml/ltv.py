@@ -1,10 +1,10 @@
 """Customer lifetime value on customer snapshots: BG/NBD + Gamma-Gamma and an xgboost
-regressor, evaluated against "future spend = past spend over the same length".
+regressor of spend over the next H days, beside two naive baselines.
 
-Input frames are rows of `int_customer_features_snapshots` (one row per customer x
-snapshot; features from the days before `snapshot_date`, labels from the
-`horizon_days` after it). Roles: ``train`` (snapshot = cutoff - horizon), ``test``
-(snapshot = cutoff) and ``score`` (the day after the last event date).
+Input frames are rows of `int_customer_features_snapshots` or
+`int_customer_features_evaluation_snapshots` (ml/customer_snapshots.py): one row per
+customer x snapshot, features from the days before `snapshot_date`, labels from the
+`horizon_days` after it.
 
 Units. BG/NBD works on purchase *days* in *days*: ``frequency`` = distinct purchase days
 - 1 (repeat purchase days), ``recency`` = last - first purchase day, ``T`` = snapshot -
@@ -13,31 +13,48 @@ transaction (a basket), which is what the process models; days (not weeks) becau
 window is three months. ``monetary_value`` = mean spend of the repeat purchase days
 (the first day excluded, as in Gamma-Gamma), in the price currency (USD).
 
-Evaluation (the calibration/holdout split): BG/NBD + GG are fitted on the ``test``
-snapshot (every purchase before the cutoff) and predict spend in [cutoff, cutoff + H);
-the regressor is fitted on the ``train`` snapshot (features before cutoff - H, spend in
-[cutoff - H, cutoff)) and predicts the same holdout. The baseline predicts each
-customer's spend in the H days before the cutoff. Production: BG/NBD + GG are refitted
-on the ``score`` snapshot (all data), the regressor on the ``test`` snapshot (the last
-window with complete labels); both score the ``score`` snapshot.
+The procedure (docs/evaluation.md), at an origin with train snapshot t0, validation
+snapshot t1 = t0 + H (`fit_clv_procedure`):
+
+- ``clv_bgnbd``: the BG/NBD penalizer is chosen from BGNBD_PENALIZERS on the validation
+  snapshot (fitted on every purchase before t1, judged by the normalized Gini of the
+  predicted spend in [t1, t1 + H)); BG/NBD + GG are then refitted with it on the
+  snapshot they predict from (the test snapshot, or the score snapshot in production):
+  an unsupervised model needs no labels to refit.
+- ``clv_xgboost``: the regressor's depth is chosen from REGRESSOR_CANDIDATES by fitting
+  on t0 and judging on t1's labels; the chosen one is refitted on t1 (the latest
+  complete labels) and predicts the next snapshot.
+
+Baselines, on the same customers: ``past_spend_same_length`` (the customer's spend in the
+H days before the snapshot repeats) and ``past_spend_rate`` (spend to date over the days
+since the first purchase, times H). Primary metric: normalized Gini (how well the
+prediction ranks next-period revenue, the use of a CLV score in budgeting), beside MAE
+and the error of the total.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy.stats import spearmanr
 
 from ml.clv import fit_bgnbd, fit_gamma_gamma, score_customers
+from ml.customer_snapshots import (evaluation_windows, plus_days, production_windows,
+                                   snapshot_at, snapshot_role)
+from ml.drift import feature_drift
+from ml.evaluation import (InsufficientHistory, Resampler, compare, train_or_skip)
 from ml.registry import Metric, TrainingRun, Window
 
 __all__ = [
-    "BGNBD_PENALIZER", "LTV_FEATURES", "LTV_BASELINE", "REGRESSOR_PARAMS", "bgnbd_summary",
-    "fit_clv",
-    "predict_clv", "normalized_gini", "spend_metrics", "fit_spend_regressor",
-    "train_ltv", "score_ltv", "snapshot_role", "snapshot_windows",
+    "BASELINES", "BGNBD_PENALIZERS", "LTV_BASELINE", "LTV_FEATURES", "REGRESSOR_CANDIDATES",
+    "REGRESSOR_PARAMS", "ClvChoice", "bgnbd_summary", "choose_bgnbd_penalizer",
+    "empty_ltv_scores", "evaluate_ltv", "fit_bgnbd_only", "fit_clv", "fit_clv_procedure",
+    "fit_spend_regressor", "normalized_gini", "predict_clv", "score_ltv",
+    "spend_baselines", "spend_metrics", "spend_statistics", "train_ltv", "runs_or_skip",
 ]
 
 # The regressor's features: RFM and behaviour columns of the snapshot model.
@@ -52,40 +69,27 @@ LTV_FEATURES = (
     "active_days_last_30d", "cart_abandonment_rate",
 )
 LTV_BASELINE = "past_spend_same_length"
+BASELINES = (LTV_BASELINE, "past_spend_rate")
+MODEL_NAMES = ("clv_bgnbd", "clv_xgboost")
 
+# Fixed a priori (not tuned): Tweedie loss for spend that is zero for most customers,
+# 150 trees at rate 0.1, row and column subsampling (one thread: two build at once).
 REGRESSOR_PARAMS: dict[str, Any] = {
-    "objective": "reg:tweedie", "tweedie_variance_power": 1.5, "n_estimators": 300,
-    "learning_rate": 0.05, "max_depth": 4, "min_child_weight": 5.0, "subsample": 0.8,
-    "colsample_bytree": 0.8, "reg_lambda": 1.0, "tree_method": "hist", "n_jobs": 2,
+    "objective": "reg:tweedie", "tweedie_variance_power": 1.5, "n_estimators": 150,
+    "learning_rate": 0.1, "max_depth": 4, "min_child_weight": 5.0, "subsample": 0.8,
+    "colsample_bytree": 0.8, "reg_lambda": 1.0, "tree_method": "hist", "n_jobs": 1,
 }
+# Chosen on the validation window (normalized Gini): shallow or deeper trees.
+REGRESSOR_CANDIDATES: tuple[dict[str, Any], ...] = ({"max_depth": 3}, {"max_depth": 5})
 
+# L2 penalties of the BG/NBD fit (on r, alpha, a, b; ml.clv.fit_bgnbd), chosen on the
+# validation window. Unpenalised, a fit on a short window (many customers first seen in
+# it) can run to the no-dropout boundary (a, b -> inf), where the conditional
+# expectation is numerically undefined, so 0 is not a candidate.
+BGNBD_PENALIZERS = (1e-4, 1e-3, 1e-2)
 
-def snapshot_role(snapshots: pd.DataFrame, role: str) -> pd.DataFrame:
-    """The rows of one snapshot role, sorted by user_id (a stable order for fitting)."""
-    rows = snapshots[snapshots["snapshot_role"] == role]
-    return rows.sort_values("user_id", kind="stable").reset_index(drop=True)
-
-
-def snapshot_windows(snapshots: pd.DataFrame) -> dict[str, date]:
-    """The dates of the split: train/test/score snapshot dates and the horizon (days).
-
-    Raises ValueError when the training or the test snapshot has no customer: the data is
-    too short (or has no purchase) for a training window and a test window of one horizon
-    each. The score snapshot is optional here (training models do not read it).
-    """
-    missing = sorted({"train", "test"} - set(snapshots["snapshot_role"]))
-    if missing:
-        raise ValueError(
-            f"no customer in the {', '.join(missing)} snapshot(s): the churn and CLV models "
-            "need purchases before the training cutoff, i.e. at least about two label "
-            "horizons (var ml_label_horizon_days) of history plus some days before. Build "
-            "a short extract without the ML models: dbt build --exclude tag:ml+")
-    dates = (snapshots.groupby("snapshot_role")["snapshot_date"].max()
-             .map(lambda value: pd.Timestamp(value).date()))
-    horizon = int(snapshots["horizon_days"].iloc[0])
-    first = pd.Timestamp(snapshots["first_purchase_date"].min()).date()
-    return {"train": dates.get("train"), "test": dates.get("test"),
-            "score": dates.get("score"), "first_date": first, "horizon_days": horizon}
+_DIRECTIONS = {"normalized_gini": True, "mae": False, "total_revenue_abs_rel_error": False}
+PRIMARY_METRIC = "normalized_gini"
 
 
 def bgnbd_summary(frame: pd.DataFrame) -> pd.DataFrame:
@@ -103,14 +107,7 @@ def bgnbd_summary(frame: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-# L2 penalty of the BG/NBD fit. Unpenalised, the fit on a short window (many customers
-# first seen in it) runs to the no-dropout boundary (a, b -> inf with a/(a+b) -> 0),
-# where the conditional expectation is numerically undefined; 1e-3 keeps it interior
-# (on the demo data it also predicts the holdout better; see _ltv__docs.md).
-BGNBD_PENALIZER = 1e-3
-
-
-def fit_clv(frame: pd.DataFrame, penalizer: float = BGNBD_PENALIZER,
+def fit_clv(frame: pd.DataFrame, penalizer: float,
             gamma_gamma_penalizer: float = 0.0) -> dict[str, dict[str, float]]:
     """BG/NBD and Gamma-Gamma parameters fitted on snapshot rows.
 
@@ -129,6 +126,47 @@ def fit_clv(frame: pd.DataFrame, penalizer: float = BGNBD_PENALIZER,
                                       penalizer=max(gamma_gamma_penalizer, 1e-6))
     return {"bgnbd": {key: float(bgnbd[key]) for key in ("r", "alpha", "a", "b")},
             "gamma_gamma": {key: float(gamma_gamma[key]) for key in ("p", "q", "gamma")}}
+
+
+def fit_bgnbd_only(frame: pd.DataFrame, penalizer: float) -> dict[str, dict[str, float]]:
+    """BG/NBD parameters fitted on snapshot rows, as {"bgnbd": {...}} (no Gamma-Gamma:
+    for the uses that need no spend, such as the churn baseline)."""
+    summary = bgnbd_summary(frame)
+    fit = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"],
+                    penalizer=penalizer)
+    return {"bgnbd": {key: float(fit[key]) for key in ("r", "alpha", "a", "b")}}
+
+
+def choose_bgnbd_penalizer(frame: pd.DataFrame,
+                           score: Callable[[dict[str, dict[str, float]]], float],
+                           grid: Sequence[float] = BGNBD_PENALIZERS,
+                           fit: Callable[[pd.DataFrame, float],
+                                         dict[str, dict[str, float]]] = fit_clv
+                           ) -> tuple[float, dict[str, float | None],
+                                      dict[str, dict[str, float]]]:
+    """The penalizer of `grid` whose fit (`fit`: BG/NBD + GG by default) on `frame` (its
+    purchase history) scores highest by `score(params)`, which judges it on `frame`'s
+    labels (the validation window); ties go to the smaller penalty. Also returns every
+    candidate's score (None where the fit failed) and the chosen fit's parameters.
+
+    Raises InsufficientHistory when no candidate can be fitted (no repeat customer).
+    """
+    scores: dict[str, float | None] = {}
+    best: tuple[float, float, dict[str, dict[str, float]]] | None = None
+    for penalizer in grid:
+        try:
+            params = fit(frame, penalizer)
+            value = float(score(params))
+        except ValueError:
+            scores[repr(penalizer)] = None
+            continue
+        scores[repr(penalizer)] = value if np.isfinite(value) else None
+        if np.isfinite(value) and (best is None or value > best[1]):
+            best = (penalizer, value, params)
+    if best is None:
+        raise InsufficientHistory(1, 0, "fittable BG/NBD validation windows",
+                                  "no repeat customer in the validation snapshot")
+    return best[0], scores, best[2]
 
 
 def predict_clv(params: Mapping[str, Mapping[str, float]], frame: pd.DataFrame,
@@ -155,10 +193,23 @@ def normalized_gini(actual: np.ndarray, predicted: np.ndarray) -> float:
 
 def _gini(actual: np.ndarray, predicted: np.ndarray) -> float:
     """Area between the tie-averaged cumulative-revenue curve and the diagonal (x2)."""
-    frame = pd.DataFrame({"p": predicted, "a": actual})
-    groups = frame.groupby("p", sort=True)["a"].agg(["size", "sum"]).iloc[::-1]
-    x = np.concatenate([[0.0], np.cumsum(groups["size"].to_numpy()) / actual.size])
-    y = np.concatenate([[0.0], np.cumsum(groups["sum"].to_numpy()) / actual.sum()])
+    codes, n_levels = _levels(predicted)
+    return _weighted_gini(codes, n_levels, actual, np.ones(actual.size))
+
+
+def _levels(values: np.ndarray) -> tuple[np.ndarray, int]:
+    levels, codes = np.unique(np.asarray(values, dtype=float), return_inverse=True)
+    return codes.ravel(), levels.size
+
+
+def _weighted_gini(codes: np.ndarray, n_levels: int, actual: np.ndarray,
+                   weight: np.ndarray) -> float:
+    """`_gini` with row weights (a bootstrap resample: a row drawn k times weighs k),
+    levels of the prediction given as codes in ascending order."""
+    size = np.bincount(codes, weights=weight, minlength=n_levels)[::-1]
+    revenue = np.bincount(codes, weights=weight * actual, minlength=n_levels)[::-1]
+    x = np.concatenate([[0.0], np.cumsum(size)]) / size.sum()
+    y = np.concatenate([[0.0], np.cumsum(revenue)]) / revenue.sum()
     area = np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0)
     return float(2.0 * (area - 0.5))
 
@@ -178,15 +229,64 @@ def spend_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]
     }
 
 
-_DIRECTIONS = {"normalized_gini": True, "spearman": True, "mae": False,
-               "total_revenue_abs_rel_error": False}
+Statistic = Callable[[np.ndarray], float]
 
 
-def _metrics_beside_baseline(model: dict[str, float],
-                             baseline: dict[str, float]) -> list[Metric]:
-    return [Metric(name, model[name], LTV_BASELINE, baseline[name], split="holdout",
-                   higher_is_better=_DIRECTIONS[name], is_primary=name == "normalized_gini")
-            for name in _DIRECTIONS]
+def spend_statistics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, Statistic]:
+    """The metrics of `_DIRECTIONS` as functions of bootstrap rows (indices into
+    `actual`/`predicted`, repeats allowed), for ml.evaluation.compare. Each equals the
+    metric on ``actual[rows], predicted[rows]``; the Gini works on row weights, so a
+    resample costs two bincounts rather than a sort."""
+    actual = np.asarray(actual, dtype=float)
+    predicted = np.asarray(predicted, dtype=float)
+    n = actual.size
+    by_prediction, by_actual = _levels(predicted), _levels(actual)
+
+    def gini(rows: np.ndarray) -> float:
+        weight = np.bincount(rows, minlength=n).astype(float)
+        if np.dot(weight, actual) <= 0:
+            raise ValueError("no revenue among these customers: the Gini is undefined")
+        return (_weighted_gini(*by_prediction, actual, weight)
+                / _weighted_gini(*by_actual, actual, weight))
+
+    def mae(rows: np.ndarray) -> float:
+        return float(np.mean(np.abs(actual[rows] - predicted[rows])))
+
+    def total_error(rows: np.ndarray) -> float:
+        total = actual[rows].sum()
+        if total <= 0:
+            raise ValueError("no revenue among these customers: the relative error of "
+                             "the total is undefined")
+        return float(abs(predicted[rows].sum() - total) / total)
+
+    return {"normalized_gini": gini, "mae": mae, "total_revenue_abs_rel_error": total_error}
+
+
+def spend_baselines(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The baselines' predicted spend over the next H days of snapshot rows:
+    past_spend_same_length (spend in the H days before the snapshot) and
+    past_spend_rate (spend to date / days since the first purchase x H)."""
+    horizon = frame["horizon_days"].to_numpy(dtype=float)
+    age = np.maximum(frame["customer_age_days"].to_numpy(dtype=float), 1.0)
+    return {
+        "past_spend_same_length": frame["spend_last_horizon"].to_numpy(dtype=float),
+        "past_spend_rate": frame["monetary_total"].to_numpy(dtype=float) / age * horizon,
+    }
+
+
+def _compare_spend(actual: np.ndarray, model: np.ndarray,
+                   baselines: Mapping[str, np.ndarray], resampler: Resampler, split: str,
+                   cutoff: date | None) -> list[Metric]:
+    model_stats = spend_statistics(actual, model)
+    baseline_stats = {name: spend_statistics(actual, values)
+                      for name, values in baselines.items()}
+    rows: list[Metric] = []
+    for metric, higher in _DIRECTIONS.items():
+        rows += compare(metric, model_stats[metric],
+                        {name: stats[metric] for name, stats in baseline_stats.items()},
+                        resampler, higher_is_better=higher,
+                        is_primary=metric == PRIMARY_METRIC, split=split, cutoff=cutoff)
+    return rows
 
 
 def fit_spend_regressor(frame: pd.DataFrame, seed: int,
@@ -199,64 +299,210 @@ def fit_spend_regressor(frame: pd.DataFrame, seed: int,
     return model
 
 
+def _predict_spend(model: Any, frame: pd.DataFrame) -> np.ndarray:
+    return np.maximum(model.predict(frame[list(LTV_FEATURES)].astype(float)), 0.0)
+
+
 def _gain_importance(model: Any) -> dict[str, float]:
     gains = model.get_booster().get_score(importance_type="total_gain")
     total = sum(gains.values()) or 1.0
     return {feature: gains.get(feature, 0.0) / total for feature in LTV_FEATURES}
 
 
-def train_ltv(snapshots: pd.DataFrame, seed: int,
+@dataclass
+class ClvChoice:
+    """What `fit_clv_procedure` chose on a validation snapshot, and the regressor refitted
+    on it. `*_scores` hold every candidate's validation Gini; `validation_*` the chosen
+    candidates' validation predictions (for the production run's metrics)."""
+    penalizer: float
+    penalizer_scores: dict[str, float | None]
+    regressor_params: dict[str, Any]
+    regressor_scores: dict[str, float | None]
+    regressor: Any
+    validation_bgnbd: np.ndarray
+    validation_xgboost: np.ndarray
+
+
+def fit_clv_procedure(train: pd.DataFrame, validation: pd.DataFrame, seed: int,
+                      params: Mapping[str, Any] | None = None) -> ClvChoice:
+    """Choose the BG/NBD penalizer and the regressor's depth on `validation` (labels of
+    the window after it), refit the regressor on `validation`. `train` (features and
+    labels ending where validation's features end) fits the regressor's candidates;
+    `params` override REGRESSOR_PARAMS (e.g. n_jobs=1). Reads no other window."""
+    horizon = int(validation["horizon_days"].iloc[0])
+    actual = validation["label_spend"].to_numpy(dtype=float)
+
+    def bgnbd_gini(clv_params: dict[str, dict[str, float]]) -> float:
+        predicted = predict_clv(clv_params, validation, horizon)["expected_spend"]
+        return normalized_gini(actual, predicted.to_numpy())
+
+    penalizer, penalizer_scores, fitted = choose_bgnbd_penalizer(validation, bgnbd_gini)
+    validation_bgnbd = predict_clv(fitted, validation, horizon)["expected_spend"].to_numpy()
+
+    base = {**REGRESSOR_PARAMS, **(params or {})}
+    regressor_scores: dict[str, float | None] = {}
+    best: tuple[dict[str, Any], float, np.ndarray] | None = None
+    for candidate in REGRESSOR_CANDIDATES:
+        predicted = _predict_spend(fit_spend_regressor(train, seed, {**base, **candidate}),
+                                   validation)
+        value = normalized_gini(actual, predicted)
+        regressor_scores[_label(candidate)] = value if np.isfinite(value) else None
+        if best is None or (np.isfinite(value) and value > best[1]):
+            best = (candidate, value if np.isfinite(value) else -np.inf, predicted)
+    chosen = {**base, **best[0]}
+    return ClvChoice(penalizer, penalizer_scores, chosen, regressor_scores,
+                     fit_spend_regressor(validation, seed, chosen), validation_bgnbd,
+                     best[2])
+
+
+def _label(candidate: Mapping[str, Any]) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(candidate.items()))
+
+
+def _choice_params(choice: ClvChoice, model_name: str) -> dict[str, Any]:
+    if model_name == "clv_bgnbd":
+        return {"bgnbd_penalizer": choice.penalizer,
+                "penalizer_validation_gini": choice.penalizer_scores}
+    return {"max_depth": choice.regressor_params["max_depth"],
+            "candidate_validation_gini": choice.regressor_scores}
+
+
+def train_ltv(snapshots: pd.DataFrame, seed: int, n_bootstrap: int = 200,
               params: Mapping[str, Any] | None = None) -> list[TrainingRun]:
-    """Fit, evaluate and refit both CLV variants; one TrainingRun each.
+    """The production runs of both CLV variants on int_customer_features_snapshots rows.
 
-    ``clv_bgnbd``: BG/NBD + Gamma-Gamma; its model is {"params": ..., "horizon_days"}
-    fitted on the score snapshot. ``clv_xgboost``: the regressor; its model is the
-    XGBRegressor refitted on the test snapshot. Both are compared on the holdout with
-    the past-spend baseline (primary metric: normalized Gini). `params` override
-    REGRESSOR_PARAMS.
+    Chooses on the test snapshot (the latest complete labels) as the validation window,
+    reports the choices' metrics there (split ``validation``, beside both baselines, with
+    intervals over `n_bootstrap` resamples of customers), and stores the production
+    models: ``clv_bgnbd`` {"params", "horizon_days", "as_of_date", "penalizer"} fitted on
+    the score snapshot; ``clv_xgboost`` {"regressor", "features"} refitted on the test
+    snapshot. Raises InsufficientHistory on too short data.
     """
-    windows = snapshot_windows(snapshots)
-    horizon = windows["horizon_days"]
+    windows = production_windows(snapshots)
+    origin, horizon = windows.origin, windows.horizon_days
     train = snapshot_role(snapshots, "train")
-    test = snapshot_role(snapshots, "test")
+    validation = snapshot_role(snapshots, "test")
     score = snapshot_role(snapshots, "score")
-    actual = test["label_spend"].to_numpy(dtype=float)
-    baseline = spend_metrics(actual, test["spend_last_horizon"].to_numpy(dtype=float))
+    choice = fit_clv_procedure(train, validation, seed, params)
+    actual = validation["label_spend"].to_numpy(dtype=float)
+    baselines = spend_baselines(validation)
+    resampler = Resampler(len(validation), n_samples=n_bootstrap, seed=seed)
+    label_window = Window(origin.validation, plus_days(origin.validation, horizon))
+    common = {"horizon_days": horizon, "validation_date": str(origin.validation),
+              "seed": seed, "baselines": list(BASELINES),
+              "chosen_on": "validation (test snapshot labels)"}
 
-    calibration = fit_clv(test)
-    bgnbd_pred = predict_clv(calibration, test, horizon)["expected_spend"].to_numpy()
-    production = fit_clv(score)
-    common = {"horizon_days": horizon, "cutoff_date": str(windows["test"]),
-              "seed": seed, "baseline": LTV_BASELINE}
-    label_window = Window(windows["test"], _plus_days(windows["test"], horizon))
+    production = fit_clv(score, choice.penalizer)
     bgnbd_run = TrainingRun(
         model_name="clv_bgnbd",
-        train_window=Window(windows["first_date"], windows["test"]),
-        label_window=label_window, n_train=len(test), n_test=len(test),
-        params={**common, "time_unit": "day", "transaction": "purchase day",
-                "bgnbd_penalizer": BGNBD_PENALIZER,
-                "calibration_params": calibration, "production_params": production},
-        metrics=_metrics_beside_baseline(
-            spend_metrics(actual, bgnbd_pred), baseline),
+        train_window=Window(windows.first_date, origin.validation),
+        label_window=label_window, n_train=len(validation), n_test=len(validation),
+        params={**common, **_choice_params(choice, "clv_bgnbd"), "time_unit": "day",
+                "transaction": "purchase day", "production_params": production,
+                "production_fit": "score snapshot (every purchase to the last date)"},
+        metrics=_compare_spend(actual, choice.validation_bgnbd, baselines, resampler,
+                               "validation", origin.validation),
         model={"params": production, "horizon_days": horizon,
-               "as_of_date": str(windows["score"])},
+               "as_of_date": str(windows.score), "penalizer": choice.penalizer},
     )
-
-    params = {**REGRESSOR_PARAMS, **(params or {})}
-    evaluation_model = fit_spend_regressor(train, seed, params)
-    xgb_pred = evaluation_model.predict(test[list(LTV_FEATURES)].astype(float))
-    final_model = fit_spend_regressor(test, seed, params)
     xgb_run = TrainingRun(
         model_name="clv_xgboost",
-        train_window=Window(windows["first_date"], windows["train"]),
-        label_window=label_window, n_train=len(train), n_test=len(test),
-        params={**common, **params, "features": list(LTV_FEATURES),
-                "production_fit": "test snapshot (labels to the last event date)"},
-        metrics=_metrics_beside_baseline(spend_metrics(actual, xgb_pred), baseline),
-        feature_importance=_gain_importance(final_model),
-        model={"regressor": final_model, "features": list(LTV_FEATURES)},
+        train_window=Window(windows.first_date, origin.train),
+        label_window=label_window, n_train=len(train), n_test=len(validation),
+        params={**common, **choice.regressor_params, **_choice_params(choice, "clv_xgboost"),
+                "features": list(LTV_FEATURES),
+                "production_fit": "test snapshot (labels to the last complete window)"},
+        metrics=_compare_spend(actual, choice.validation_xgboost, baselines, resampler,
+                               "validation", origin.validation),
+        feature_importance=_gain_importance(choice.regressor),
+        model={"regressor": choice.regressor, "features": list(LTV_FEATURES)},
+        drift=feature_drift(validation, score, LTV_FEATURES),
     )
     return [bgnbd_run, xgb_run]
+
+
+def evaluate_ltv(snapshots: pd.DataFrame, seed: int, step_days: int, n_cutoffs: int,
+                 n_bootstrap: int = 200,
+                 params: Mapping[str, Any] | None = None) -> list[TrainingRun]:
+    """The rolling-origin evaluation of both CLV variants on
+    int_customer_features_evaluation_snapshots rows: at each of `n_cutoffs` test cutoffs
+    (`step_days` apart), `fit_clv_procedure` on the snapshots at cutoff - 2H and cutoff -
+    H, then BG/NBD + GG refitted with the chosen penalizer on the cutoff's snapshot
+    (purchases before it) and the refitted regressor predict spend in [cutoff,
+    cutoff + H). Metrics (split ``test``, per cutoff) beside both baselines, intervals
+    over `n_bootstrap` resamples of the cutoff's customers. Two runs, kind
+    ``evaluation``. Raises InsufficientHistory on too short data.
+    """
+    origins = evaluation_windows(snapshots, step_days, n_cutoffs)
+    horizon = origins[0].horizon_days
+    metrics: dict[str, list[Metric]] = {name: [] for name in MODEL_NAMES}
+    choices: dict[str, dict[str, Any]] = {name: {} for name in MODEL_NAMES}
+    n_train = n_test = 0
+    for i, origin in enumerate(origins):
+        train = snapshot_at(snapshots, origin.train)
+        validation = snapshot_at(snapshots, origin.validation)
+        test = snapshot_at(snapshots, origin.test)
+        choice = fit_clv_procedure(train, validation, seed, params)
+        predictions = {
+            "clv_bgnbd": predict_clv(fit_clv(test, choice.penalizer), test,
+                                     horizon)["expected_spend"].to_numpy(),
+            "clv_xgboost": _predict_spend(choice.regressor, test),
+        }
+        actual = test["label_spend"].to_numpy(dtype=float)
+        baselines = spend_baselines(test)
+        resampler = Resampler(len(test), n_samples=n_bootstrap, seed=seed + i)
+        for name in MODEL_NAMES:
+            metrics[name] += _compare_spend(actual, predictions[name], baselines,
+                                            resampler, "test", origin.test)
+            choices[name][str(origin.test)] = _choice_params(choice, name)
+        n_train += len(train)
+        n_test += len(test)
+    first = pd.Timestamp(snapshots["first_purchase_date"].min()).date()
+    common = {"horizon_days": horizon, "step_days": step_days, "n_cutoffs": n_cutoffs,
+              "cutoffs": [str(o.test) for o in origins], "seed": seed,
+              "bootstrap_samples": n_bootstrap, "baselines": list(BASELINES),
+              "resampled_unit": "customer",
+              "origins": [{"train": str(o.train), "validation": str(o.validation),
+                           "test": str(o.test)} for o in origins]}
+    label_window = Window(origins[0].test, plus_days(origins[-1].test, horizon))
+    return [TrainingRun(model_name=name, train_window=Window(first, origins[-1].validation),
+                        label_window=label_window, n_train=n_train, n_test=n_test,
+                        params={**common, "chosen_on_validation": choices[name]},
+                        metrics=metrics[name], run_kind="evaluation")
+            for name in MODEL_NAMES]
+
+
+def runs_or_skip(train: Callable[[], list[TrainingRun]], strict: bool = False,
+                 run_kind: str = "production") -> list[TrainingRun]:
+    """`train()`, or one skipped run per CLV model when the data are too short
+    (ml.evaluation.train_or_skip; `strict` turns the skip into an error)."""
+    try:
+        return train()
+    except InsufficientHistory as shortage:
+        def again() -> TrainingRun:
+            raise shortage
+        return [train_or_skip(name, again, strict=strict, run_kind=run_kind)
+                for name in MODEL_NAMES]
+
+
+# The scores' columns and types (an empty frame keeps them, so a skipped run still
+# writes a typed table).
+SCORE_SCHEMA = {
+    "user_id": "int64", "as_of_date": pd.ArrowDtype(pa.date32()), "horizon_days": "int64",
+    "frequency": "int64", "recency_days": "int64", "customer_age_days": "int64",
+    "monetary_value": "float64", "p_alive": "float64", "expected_purchases": "float64",
+    "expected_avg_spend": "float64", "expected_spend": "float64",
+    "xgboost_expected_spend": "float64",
+}
+RUN_SCHEMA = {"run_id": "string", "is_model_below_baseline": "bool",
+              "xgboost_run_id": "string", "is_xgboost_below_baseline": "bool"}
+
+
+def empty_ltv_scores() -> pd.DataFrame:
+    """The scores of a skipped run: no row, the columns and types of `score_ltv` with
+    both runs' columns (ml.registry.with_run)."""
+    return pd.DataFrame({name: pd.Series([], dtype=dtype)
+                         for name, dtype in {**SCORE_SCHEMA, **RUN_SCHEMA}.items()})
 
 
 def score_ltv(bgnbd_model: Mapping[str, Any], xgb_model: Mapping[str, Any],
@@ -280,8 +526,4 @@ def score_ltv(bgnbd_model: Mapping[str, Any], xgb_model: Mapping[str, Any],
         "expected_avg_spend": scored["expected_avg_spend"].to_numpy(),
         "expected_spend": scored["expected_spend"].to_numpy(),
         "xgboost_expected_spend": np.maximum(xgb_spend.astype(float), 0.0),
-    })
-
-
-def _plus_days(day: date, days: int) -> date:
-    return (pd.Timestamp(day) + pd.Timedelta(days=days)).date()
+    }).astype(SCORE_SCHEMA)

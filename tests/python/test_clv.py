@@ -400,6 +400,30 @@ def test_bgnbd_predictions_match_simulated_holdout() -> None:
         assert abs(alive.mean() - p_alive[member].mean()) < 4 * alive_error, group
 
 
+def test_p_no_purchase_matches_simulated_holdout() -> None:
+    """P(no purchase in the next t | x, t_x, T) with the true parameters matches the share
+    of simulated customers without a holdout purchase, overall and within frequency
+    groups (one-time buyers included, for whom 1 - P(alive) would say 0); and it is the
+    NBD zero term (alpha / (alpha + t))^r for a customer just acquired."""
+    true = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}
+    data = simulate_bgnbd(true, 60_000, np.random.default_rng(41), (30.0, 60.0),
+                          horizon=39.0)
+    quiet = clv.bgnbd_p_no_purchase(true, 39.0, data["frequency"], data["recency"],
+                                    data["T"])
+    assert np.all((quiet > 0) & (quiet < 1))
+    groups = np.digitize(data["frequency"], [1, 2, 4, 8])
+    for group in np.unique(groups):
+        member = groups == group
+        actual = (data["holdout"][member] == 0).astype(float)
+        error = np.sqrt(actual.var(ddof=1) / member.sum()) + 1e-3
+        assert abs(actual.mean() - quiet[member].mean()) < 4 * error, group
+    one_time = data["frequency"] == 0
+    assert np.all(1 - clv.bgnbd_p_alive(true, 0, 0, data["T"][one_time]) == 0)
+    assert quiet[one_time].mean() < 0.95
+    assert clv.bgnbd_p_no_purchase(true, 10.0, 0, 0, 0) == pytest.approx(
+        (4.0 / 14.0) ** 0.25)
+
+
 def test_gamma_gamma_recovers_simulated_parameters() -> None:
     """20,000 simulated repeat customers. Tolerances: within 4 standard errors and within
     20% (p), 8% (q), 25% (gamma) of the truth; over 30 seeds the relative errors had

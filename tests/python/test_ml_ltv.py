@@ -9,10 +9,15 @@ import pytest
 from scipy.stats import pearsonr
 from sklearn.metrics import roc_auc_score
 
+from datetime import timedelta
+
 from dbt_project import query
-from ml.ltv import (LTV_BASELINE, LTV_FEATURES, bgnbd_summary, normalized_gini, score_ltv,
-                    snapshot_role, spend_metrics, train_ltv)
-from ml.registry import load_model, run_of, with_run
+from ml.customer_snapshots import snapshot_role
+from ml.evaluation import InsufficientHistory, Resampler, compare
+from ml.ltv import (BASELINES, LTV_FEATURES, bgnbd_summary, empty_ltv_scores, evaluate_ltv,
+                    normalized_gini, runs_or_skip, score_ltv, spend_metrics,
+                    spend_statistics, train_ltv)
+from ml.registry import SKIPPED_INSUFFICIENT_HISTORY, load_model, run_of, with_run
 
 # --------------------------------------------------------------------------- small frames
 
@@ -42,11 +47,13 @@ def simulate_purchases(n: int = 1500, seed: int = 0) -> pd.DataFrame:
     return frame.groupby(["user_id", "day"], as_index=False)["spend"].sum()
 
 
-def snapshots_from(purchases: pd.DataFrame) -> pd.DataFrame:
+def snapshots_from(purchases: pd.DataFrame, snapshots=SNAPSHOTS,
+                   horizon: int = HORIZON) -> pd.DataFrame:
     """The int_customer_features_snapshots columns ml.ltv reads, built in pandas (the
     behaviour features are noise: these customers have no sessions)."""
+    HORIZON = horizon  # noqa: N806 - the label horizon of these snapshots
     frames = []
-    for role, cut in SNAPSHOTS:
+    for role, cut in snapshots:
         before = purchases[purchases["day"] < cut]
         after = purchases[(purchases["day"] >= cut) & (purchases["day"] < cut + HORIZON)]
         last_h = before[before["day"] >= cut - HORIZON]
@@ -121,22 +128,27 @@ def test_snapshot_frame_puts_a_purchase_on_the_snapshot_day_in_the_label() -> No
 @pytest.fixture(scope="module")
 def simulated_runs():
     snapshots = snapshots_from(simulate_purchases())
-    return snapshots, train_ltv(snapshots, seed=1, params={"n_jobs": 1})
+    return snapshots, train_ltv(snapshots, seed=1, n_bootstrap=30, params={"n_jobs": 1})
 
 
-def test_both_variants_are_recorded_beside_the_baseline(simulated_runs) -> None:
+def test_both_variants_are_recorded_beside_both_baselines(simulated_runs) -> None:
     snapshots, runs = simulated_runs
     assert [run.model_name for run in runs] == ["clv_bgnbd", "clv_xgboost"]
     for run in runs:
         assert {m.metric for m in run.metrics} == {
-            "normalized_gini", "spearman", "mae", "total_revenue_abs_rel_error"}
-        assert {m.baseline for m in run.metrics} == {LTV_BASELINE}
+            "normalized_gini", "mae", "total_revenue_abs_rel_error"}
+        assert {m.baseline for m in run.metrics} == set(BASELINES)
         assert {m.metric for m in run.primary_metrics()} == {"normalized_gini"}
-        assert {m.split for m in run.metrics} == {"holdout"}
+        assert {m.split for m in run.metrics} == {"validation"}
         assert str(run.label_window.start) == "2019-12-01"
+        keys = [(m.metric, m.split, m.cutoff, m.baseline) for m in run.metrics]
+        assert len(keys) == len(set(keys))
+    assert runs[0].params["bgnbd_penalizer"] in (1e-4, 1e-3, 1e-2)
+    assert runs[1].params["max_depth"] in (3, 5)
+    assert {r["feature"] for r in runs[1].drift} == set(LTV_FEATURES)
     # on data drawn from BG/NBD, BG/NBD + GG out-ranks "past spend repeats"
-    gini = next(m for m in runs[0].metrics if m.metric == "normalized_gini")
-    assert gini.value > gini.baseline_value
+    gini = next(m for m in runs[0].primary_metrics() if m.baseline == "past_spend_same_length")
+    assert gini.value > gini.baseline_value and gini.ci_low < gini.value < gini.ci_high
     assert not runs[0].is_below_baseline()
 
 
@@ -158,6 +170,68 @@ def test_scores_carry_expectations_and_both_runs(simulated_runs) -> None:
     assert {"is_model_below_baseline", "is_xgboost_below_baseline"} <= set(scores)
     # one-time buyers are alive for sure under BG/NBD
     assert (scores.loc[scores["frequency"] == 0, "p_alive"] == 1).all()
+    # a skipped run's empty scores have the same columns and types
+    empty = empty_ltv_scores()
+    assert empty.empty and list(empty.columns) == list(scores.columns)
+    kept = [c for c in scores.columns if "run_id" not in c]
+    assert empty[kept].dtypes.to_dict() == scores[kept].dtypes.to_dict()
+
+
+def test_spend_statistics_equal_the_metrics_on_resamples() -> None:
+    rng = np.random.default_rng(3)
+    actual = np.where(rng.random(200) < 0.3, rng.gamma(2.0, 40.0, 200), 0.0)
+    predicted = np.round(actual * 0.5 + rng.gamma(1.0, 10.0, 200), -1)  # ties on purpose
+    stats = spend_statistics(actual, predicted)
+    for rows in Resampler(200, n_samples=5, seed=2).samples + [np.arange(200)]:
+        expected = spend_metrics(actual[rows], predicted[rows])
+        for name, statistic in stats.items():
+            assert statistic(rows) == pytest.approx(expected[name]), name
+    # no revenue at all: the Gini is undefined, with a reason, and fails nothing
+    [row] = compare("normalized_gini", spend_statistics(np.zeros(20), np.ones(20))[
+        "normalized_gini"], {}, Resampler(20, 10))
+    assert row.value is None and "no revenue" in row.undefined_reason
+
+
+EVALUATION_DAYS = [78 - 7 * k for k in range(6, -1, -1)]  # H 14: 3 cutoffs, last at 78
+
+
+def test_evaluation_replays_both_procedures_blind_to_test_labels() -> None:
+    purchases = simulate_purchases(n=500, seed=4)
+    snapshots = snapshots_from(purchases, [("evaluation", d) for d in EVALUATION_DAYS], 14)
+    fast = {"n_jobs": 1, "n_estimators": 40}
+    runs = evaluate_ltv(snapshots, seed=1, step_days=7, n_cutoffs=3, n_bootstrap=10,
+                        params=fast)
+    cutoffs = [str((START + pd.Timedelta(days=d)).date()) for d in (64, 71, 78)]
+    for run in runs:
+        assert run.run_kind == "evaluation" and run.params["cutoffs"] == cutoffs
+        assert {str(m.cutoff) for m in run.metrics} == set(cutoffs)
+        assert {m.split for m in run.metrics} == {"test"}
+        assert len(run.primary_metrics()) == 3 * len(BASELINES)
+    flipped = snapshots.copy()
+    last = flipped["snapshot_date"] == START + pd.Timedelta(days=78)
+    flipped.loc[last, "label_spend"] = flipped.loc[last, "label_spend"][::-1].to_numpy()
+    again = evaluate_ltv(flipped, seed=1, step_days=7, n_cutoffs=3, n_bootstrap=10,
+                         params=fast)
+    for run, other in zip(runs, again):
+        assert run.params["chosen_on_validation"] == other.params["chosen_on_validation"]
+        gini = {str(m.cutoff): m.value for m in run.primary_metrics()}
+        gini_again = {str(m.cutoff): m.value for m in other.primary_metrics()}
+        assert gini[cutoffs[0]] == gini_again[cutoffs[0]]
+        assert gini[cutoffs[-1]] != gini_again[cutoffs[-1]]
+
+
+def test_too_short_a_history_skips_both_variants() -> None:
+    purchases = simulate_purchases(n=300, seed=5)
+    short = snapshots_from(purchases[purchases["day"] >= 50],
+                           (("train", 61), ("test", 76), ("score", 92)), 15)
+    with pytest.raises(InsufficientHistory, match="needs 45 days of history, has 42"):
+        train_ltv(short, seed=1)
+    runs = runs_or_skip(lambda: train_ltv(short, seed=1))
+    assert [r.model_name for r in runs] == ["clv_bgnbd", "clv_xgboost"]
+    assert {r.status for r in runs} == {SKIPPED_INSUFFICIENT_HISTORY}
+    assert "needs 45 days of history, has 42" in runs[0].status_reason
+    with pytest.raises(RuntimeError, match="ml_strict"):
+        runs_or_skip(lambda: train_ltv(short, seed=1), strict=True)
 
 
 # --------------------------------------------------------------------------- warehouse
@@ -165,14 +239,24 @@ def test_scores_carry_expectations_and_both_runs(simulated_runs) -> None:
 MIN_P_ALIVE_AUC_REPEAT_BUYERS = 0.65
 
 
-def test_clv_variants_beat_the_past_spend_baseline(synth_warehouse) -> None:
+def test_clv_variants_are_never_worse_than_a_baseline(synth_warehouse) -> None:
+    """The latest evaluation: normalized Gini (primary) at three cutoffs beside both
+    baselines, never confidently worse; the regressor beats "past spend repeats"."""
     rows = query(synth_warehouse.database, """
-        select model_name, value, baseline_value
-        from ml_model_metrics
-        where model_name in ('clv_bgnbd', 'clv_xgboost') and metric = 'normalized_gini'""")
+        with latest as (
+            select run_id, model_name from ml_model_runs
+            where run_kind = 'evaluation' and model_name in ('clv_bgnbd', 'clv_xgboost')
+            qualify row_number() over (partition by model_name order by trained_at desc) = 1
+        )
+        select model_name, cutoff, baseline, value, baseline_value, verdict
+        from ml_model_metrics inner join latest using (run_id, model_name)
+        where metric = 'normalized_gini' and is_primary and split = 'test'""")
     assert {r[0] for r in rows} == {"clv_bgnbd", "clv_xgboost"}
-    for model_name, value, baseline_value in rows:
-        assert value > baseline_value, (model_name, value, baseline_value)
+    assert len({r[1] for r in rows}) == 3 and {r[2] for r in rows} == set(BASELINES)
+    for model_name, cutoff, baseline, value, baseline_value, verdict in rows:
+        assert verdict != "worse", (model_name, cutoff, baseline, value, baseline_value)
+        if model_name == "clv_xgboost" and baseline == "past_spend_same_length":
+            assert value > baseline_value, (cutoff, value, baseline_value)
 
 
 def test_p_alive_tracks_the_planted_alive_state(synth_warehouse) -> None:
@@ -194,17 +278,3 @@ def test_p_alive_tracks_the_planted_alive_state(synth_warehouse) -> None:
     repeat = scores["frequency"] > 0
     auc = roc_auc_score(alive[repeat], scores.loc[repeat, "p_alive"])
     assert auc >= MIN_P_ALIVE_AUC_REPEAT_BUYERS, auc
-
-
-def test_too_short_a_history_is_a_clear_error() -> None:
-    import pandas as pd
-    import pytest
-
-    from ml.ltv import snapshot_windows
-
-    only_scores = pd.DataFrame({
-        "snapshot_role": ["score"], "snapshot_date": [pd.Timestamp("2019-10-03")],
-        "horizon_days": [30], "first_purchase_date": [pd.Timestamp("2019-10-01")],
-    })
-    with pytest.raises(ValueError, match="no customer in the test, train snapshot"):
-        snapshot_windows(only_scores)
