@@ -766,7 +766,7 @@ def score_propensity(model: Mapping[str, Any], frame: pd.DataFrame) -> pd.DataFr
         "prediction_id": frame[task["key"]].astype(str).to_numpy(),
         "session_id": frame["session_id"].astype(str).to_numpy(),
         "user_id": frame["user_id"].to_numpy(),
-        "product_id": (frame["product_id"].to_numpy() if "product_id" in frame
+        "product_id": (pd.array(frame["product_id"], dtype="Int64") if "product_id" in frame
                        else pd.array([None] * len(frame), dtype="Int64")),
         "predicted_at": pd.to_datetime(frame["predicted_at"]).to_numpy(),
         "as_of_at": pd.to_datetime(frame["data_end_at"]).to_numpy(),
