@@ -20,6 +20,11 @@ def model(dbt, session):
         scored = (score_propensity(load_model(record["model_artifact"]), to_frame(rows))
                   if is_trained(record) else empty_scores())
         scores.append(with_run(scored, record))
-    # session_id travels through pandas as text; stored as the UUID of fct_sessions
+    # session_id travels through pandas as text; stored as the UUID of fct_sessions.
+    # The casts give an empty (skipped) table the same types as a scored one.
     return session.from_df(pd.concat(scores, ignore_index=True)).project(
-        "* replace (cast(session_id as uuid) as session_id)")
+        "* replace (cast(task as varchar) as task,"
+        " cast(prediction_id as varchar) as prediction_id,"
+        " cast(session_id as uuid) as session_id,"
+        " cast(predicted_at as timestamp) as predicted_at,"
+        " cast(as_of_at as timestamp) as as_of_at)")
