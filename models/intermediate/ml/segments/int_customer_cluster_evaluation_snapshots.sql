@@ -44,21 +44,27 @@ bounds as (
 
 ),
 
+cutoff_numbers as (
+
+    {{ dbt.generate_series(n_cutoffs) }}
+
+),
+
+-- cutoff n of N: the last event date + 1 - H - step x (N - n)
 snapshot_dates as (
-    {%- for i in range(n_cutoffs) %}
 
     select
-        {{ i + 1 }} as cutoff_number,
+        bounds.first_event_date,
+        bounds.last_event_date,
+        cast(cutoff_numbers.generated_number as integer) as cutoff_number,
         cast({{ dbt.dateadd(
-            'day', 1 - horizon - step * (n_cutoffs - 1 - i), 'last_event_date'
-        ) }} as date) as snapshot_date,
-        first_event_date,
-        last_event_date
+            'day',
+            '1 - ' ~ horizon ~ ' - ' ~ step ~ ' * (' ~ n_cutoffs
+            ~ ' - cutoff_numbers.generated_number)',
+            'bounds.last_event_date',
+        ) }} as date) as snapshot_date
     from bounds
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- endfor %}
+    cross join cutoff_numbers
 
 ),
 
