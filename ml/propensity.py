@@ -524,7 +524,8 @@ def fit_procedure(train: pd.DataFrame, validation: pd.DataFrame, task_name: str,
 
     Returns {"params" (chosen, with "family"), "grid" (validation table), "model" (the
     refit, with its "calibrator"), "validation": {"y", "raw", "rule", "logistic",
-    "xgboost_vs_logistic" (the validation interval)}, "refit_rows"}.
+    "xgboost_vs_logistic" (the validation interval)}, "refit_rows", "resampler" (the
+    validation rows' user resamples)}.
     Raises InsufficientHistory when a window lacks rows or a class.
     """
     for name, rows in (("train", train), ("validation", validation)):
@@ -553,7 +554,7 @@ def fit_procedure(train: pd.DataFrame, validation: pd.DataFrame, task_name: str,
         final = fit_logistic(both, task_name)
     final["calibrator"] = calibrator
     return {"params": {"family": family, **chosen}, "grid": table, "model": final,
-            "refit_rows": both,
+            "refit_rows": both, "resampler": resampler,
             "validation": {"y": y, "raw": raw, "logistic": logistic,
                            "rule": rule_baseline(train, validation, task_name),
                            "xgboost_vs_logistic": [margin.value, margin.baseline_value,
@@ -616,8 +617,7 @@ def train_task(train: pd.DataFrame, validation: pd.DataFrame, task_name: str, se
     task = TASKS[task_name]
     fitted = fit_procedure(train, validation, task_name, seed, grid, params, n_samples)
     val = fitted["validation"]
-    resampler = Resampler(len(validation), n_samples=n_samples, seed=seed,
-                          clusters=_users(validation))
+    resampler = fitted["resampler"]  # users of the validation rows, drawn once
     metrics = _compare_all(val["y"], val["raw"], None,
                            {"has_cart_rule": val["rule"], "logistic_counts": val["logistic"]},
                            resampler, "validation", None)
