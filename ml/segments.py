@@ -24,26 +24,34 @@ snapshot, and each cluster gets a generated name from its mean recency, orders a
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from datetime import date, timedelta
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy.stats import kruskal
+from scipy.stats import kruskal, rankdata
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
+from ml.drift import feature_drift
+from ml.evaluation import (BOOTSTRAP_SAMPLES, InsufficientHistory, Resampler, compare,
+                           require_history, rolling_cutoffs, train_or_skip)
 from ml.registry import Metric, TrainingRun, Window
 
 __all__ = [
-    "CLUSTER_FEATURES", "RFM_BASELINE", "transform", "fit_clusters", "assign_clusters",
-    "eta_squared", "epsilon_squared", "cluster_names", "train_clusters",
-    "score_clusters",
+    "CLUSTER_FEATURES", "RFM_BASELINE", "MIN_HISTORY_DAYS", "transform", "fit_clusters",
+    "assign_clusters", "eta_squared", "epsilon_squared", "separation_metrics",
+    "cluster_names", "train_clusters", "evaluate_clusters", "evaluate_clusters_or_skip",
+    "score_clusters", "empty_clusters",
 ]
 
 # Recency, frequency and monetary value, and three behaviour measures.
 CLUSTER_FEATURES = ("recency_days", "orders", "monetary_total", "days_since_last_visit",
                     "sessions", "carts")
 RFM_BASELINE = "rfm_segments"
+# Days of purchases before the first evaluation cutoff (RFM needs some history).
+MIN_HISTORY_DAYS = 14
+_SEPARATION = ("eta2_log_next_revenue", "eta2_next_revenue", "epsilon2_next_revenue")
 
 
 def transform(frame: pd.DataFrame, mean: np.ndarray | None = None,
@@ -170,10 +178,70 @@ def cluster_names(frame: pd.DataFrame, labels: np.ndarray) -> dict[int, str]:
     return names
 
 
-def _separation(spend: np.ndarray, groups: np.ndarray) -> dict[str, float]:
-    return {"eta2_log_next_revenue": eta_squared(np.log1p(spend), groups),
-            "eta2_next_revenue": eta_squared(spend, groups),
-            "epsilon2_next_revenue": epsilon_squared(spend, groups)}
+def _codes(groups: np.ndarray) -> np.ndarray:
+    return pd.factorize(pd.Series(np.asarray(groups).astype(str)))[0]
+
+
+def _eta_on_rows(values: np.ndarray, groups: np.ndarray) -> Callable[[np.ndarray], float]:
+    """rows -> eta^2 of values[rows] by groups[rows] (O(n) with bincount)."""
+    values = np.asarray(values, dtype=float)
+    codes = _codes(groups)
+
+    def statistic(rows: np.ndarray) -> float:
+        v, g = values[rows], codes[rows]
+        total = float(((v - v.mean()) ** 2).sum())
+        if total <= 0:
+            raise ValueError("next-period revenue is constant: eta^2 is undefined")
+        sizes = np.bincount(g)
+        sums = np.bincount(g, weights=v)
+        inside = sizes > 0
+        between = float((sums[inside] ** 2 / sizes[inside]).sum() - v.size * v.mean() ** 2)
+        return between / total
+    return statistic
+
+
+def _epsilon_on_rows(values: np.ndarray,
+                     groups: np.ndarray) -> Callable[[np.ndarray], float]:
+    """rows -> Kruskal-Wallis H / (n - 1) with the tie correction (scipy's H)."""
+    values = np.asarray(values, dtype=float)
+    codes = _codes(groups)
+
+    def statistic(rows: np.ndarray) -> float:
+        v, g = values[rows], codes[rows]
+        n = v.size
+        sizes = np.bincount(g)
+        if (sizes > 0).sum() < 2:
+            raise ValueError("a single group: epsilon^2 is undefined")
+        ranks = rankdata(v)
+        sums = np.bincount(g, weights=ranks)
+        inside = sizes > 0
+        h = 12.0 / (n * (n + 1)) * float((sums[inside] ** 2 / sizes[inside]).sum()) \
+            - 3.0 * (n + 1)
+        ties = np.unique(v, return_counts=True)[1].astype(float)
+        correction = 1.0 - float((ties ** 3 - ties).sum()) / (n ** 3 - n)
+        if correction <= 0:
+            raise ValueError("next-period revenue is constant: epsilon^2 is undefined")
+        return h / correction / (n - 1)
+    return statistic
+
+
+def separation_metrics(spend: np.ndarray, clusters: np.ndarray, segments: np.ndarray,
+                       resampler: Resampler, split: str,
+                       cutoff: date | None = None) -> list[Metric]:
+    """eta2_log_next_revenue (primary), eta2_next_revenue and epsilon2_next_revenue of
+    the clusters beside the RFM segments, with customer-resampled intervals (one row
+    per customer, so resampling rows resamples customers)."""
+    spend = np.asarray(spend, dtype=float)
+    statistics = {"eta2_log_next_revenue": (_eta_on_rows, np.log1p(spend)),
+                  "eta2_next_revenue": (_eta_on_rows, spend),
+                  "epsilon2_next_revenue": (_epsilon_on_rows, spend)}
+    metrics: list[Metric] = []
+    for name, (make, values) in statistics.items():
+        metrics += compare(name, make(values, clusters),
+                           {RFM_BASELINE: make(values, segments)}, resampler,
+                           is_primary=name == "eta2_log_next_revenue", split=split,
+                           cutoff=cutoff)
+    return metrics
 
 
 def _role(snapshots: pd.DataFrame, role: str) -> pd.DataFrame:
@@ -183,11 +251,16 @@ def _role(snapshots: pd.DataFrame, role: str) -> pd.DataFrame:
 
 def train_clusters(snapshots: pd.DataFrame, seed: int, k_range: tuple[int, int] = (3, 8),
                    horizon_days: int = 30, silhouette_sample: int = 2000,
-                   stability_seeds: int = 3, max_fit_rows: int = 200_000) -> TrainingRun:
-    """Evaluate the procedure on the test snapshot, refit it on the score snapshot.
+                   stability_seeds: int = 3, max_fit_rows: int = 200_000,
+                   n_samples: int = BOOTSTRAP_SAMPLES) -> TrainingRun:
+    """The production run: the procedure on the validation snapshot (SQL snapshot_role
+    ``test``, the latest one whose next-period revenue is complete), refitted on the
+    score snapshot with the same k.
 
-    Metrics (split "test", baseline ``rfm_segments`` = the RFM named segments of the same
-    customers at the cutoff): eta2_log_next_revenue (primary), eta2_next_revenue,
+    k is chosen by silhouette on the snapshot's own features: unsupervised, no label is
+    read. Metrics (split "validation", baseline ``rfm_segments`` = the RFM named segments
+    of the same customers at the cutoff, customer-resampled intervals):
+    eta2_log_next_revenue (primary), eta2_next_revenue,
     epsilon2_next_revenue, silhouette (the RFM segments' silhouette in the same feature
     space, same subsample, as baseline); stability_ari_mean and stability_ari_min
     (no baseline). Feature importance: each feature's eta^2 across the production
@@ -199,37 +272,42 @@ def train_clusters(snapshots: pd.DataFrame, seed: int, k_range: tuple[int, int] 
     # One thread: faster than contended BLAS/OpenMP threads on frames of this size.
     with threadpool_limits(limits=1):
         return _train_clusters(snapshots, seed, k_range, horizon_days, silhouette_sample,
-                               stability_seeds, max_fit_rows)
+                               stability_seeds, max_fit_rows, n_samples)
+
+
+def _require_customers(rows: pd.DataFrame, k_max: int, what: str) -> None:
+    need = max(10 * int(k_max), 50)
+    require_history(need, len(rows), unit=f"customers with a purchase before {what}",
+                    detail=f"{need} to cluster into up to {k_max} groups")
 
 
 def _train_clusters(snapshots: pd.DataFrame, seed: int, k_range: tuple[int, int],
                     horizon_days: int, silhouette_sample: int, stability_seeds: int,
-                    max_fit_rows: int) -> TrainingRun:
+                    max_fit_rows: int, n_samples: int) -> TrainingRun:
     test = _role(snapshots, "test")
     score = _role(snapshots, "score")
-    if test.empty or score.empty:
-        raise ValueError("the clustering needs customers in the test and score snapshots "
-                         "(about one label horizon of history before the cutoff); build a "
-                         "short extract without the ML models: dbt build --exclude tag:ml+")
+    _require_customers(test, k_range[1], "the validation snapshot")
+    _require_customers(score, k_range[1], "the score snapshot")
     if not test["is_label_complete"].all():
         raise ValueError("the test snapshot's next-period revenue is incomplete")
     fitted = fit_clusters(test, k_range, seed, silhouette_sample, stability_seeds,
                           max_fit_rows=max_fit_rows)
     spend = test["label_spend"].astype(float).to_numpy()
     segments = test["rfm_segment"].fillna("unmapped").to_numpy()
-    ours = _separation(spend, fitted["labels"])
-    base = _separation(spend, segments)
+    resampler = Resampler(len(test), n_samples=n_samples, seed=seed)
+    metrics = separation_metrics(spend, fitted["labels"], segments, resampler,
+                                 "validation")
     x, _, _ = transform(test, fitted["mean"], fitted["sd"])
     sub = _sample(len(x), silhouette_sample, seed + 1)
     segment_silhouette = (float(silhouette_score(x[sub], segments[sub]))
                           if len(set(segments[sub])) > 1 else float("nan"))
-    metrics = [Metric(name, ours[name], RFM_BASELINE, base[name], split="test",
-                      is_primary=name == "eta2_log_next_revenue") for name in ours]
     metrics += [
         Metric("silhouette", fitted["silhouettes"][fitted["k"]], RFM_BASELINE,
-               segment_silhouette, split="test"),
-        Metric("stability_ari_mean", float(np.mean(fitted["stability_ari"])), split="test"),
-        Metric("stability_ari_min", float(np.min(fitted["stability_ari"])), split="test"),
+               segment_silhouette, split="validation"),
+        Metric("stability_ari_mean", float(np.mean(fitted["stability_ari"])),
+               split="validation"),
+        Metric("stability_ari_min", float(np.min(fitted["stability_ari"])),
+               split="validation"),
     ]
 
     k = fitted["k"]
@@ -255,13 +333,94 @@ def _train_clusters(snapshots: pd.DataFrame, seed: int, k_range: tuple[int, int]
                 "stability_ari": fitted["stability_ari"],
                 "rfm_segments_count": int(len(set(segments))),
                 "horizon_days": horizon_days, "cutoff_date": str(cutoff),
+                "chosen_on": "k by silhouette on the validation snapshot's features "
+                             "(unsupervised, no label read)",
                 "production_fit": "score snapshot (every customer to date), same k and seed",
-                "production_customers": len(score)},
+                "production_customers": len(score), "resampled_unit": "customer"},
         metrics=metrics,
+        drift=feature_drift(test, score, CLUSTER_FEATURES),
         feature_importance={name: value / total for name, value in importance.items()},
         model={"kmeans": production["kmeans"], "mean": production["mean"],
                "sd": production["sd"], "names": names, "features": list(CLUSTER_FEATURES)},
     )
+
+
+def evaluate_clusters(snapshots: pd.DataFrame, seed: int, k_range: tuple[int, int],
+                      horizon_days: int, step_days: int, n_cutoffs: int,
+                      silhouette_sample: int = 2000, max_fit_rows: int = 200_000,
+                      n_samples: int = BOOTSTRAP_SAMPLES) -> TrainingRun:
+    """The evaluation run: at each test cutoff (rows of
+    int_customer_cluster_evaluation_snapshots, one snapshot per `cutoff_number`), the
+    procedure of the production run (k by silhouette and K-Means on the snapshot's
+    features, all from before the cutoff) and the separation of the next `horizon_days`
+    days' revenue beside the RFM segments, with customer-resampled intervals (split
+    "test", one cutoff each)."""
+    from threadpoolctl import threadpool_limits
+
+    if snapshots.empty:
+        raise InsufficientHistory(max(10 * int(k_range[1]), 50), 0,
+                                  unit="customers with a purchase before the first "
+                                       "evaluation cutoff")
+    first = pd.Timestamp(snapshots["first_event_date"].min()).date()
+    last = pd.Timestamp(snapshots["last_event_date"].max()).date()
+    cutoffs = rolling_cutoffs(last + timedelta(days=1), horizon_days, step_days, n_cutoffs)
+    require_history(MIN_HISTORY_DAYS + horizon_days + step_days * (n_cutoffs - 1),
+                    (last - first).days + 1, detail=(
+                        f"{MIN_HISTORY_DAYS} days of purchases before the first of "
+                        f"{n_cutoffs} cutoffs {step_days} days apart, each followed by "
+                        f"{horizon_days} days of revenue"))
+    metrics: list[Metric] = []
+    chosen: dict[str, Any] = {}
+    n_customers = 0
+    with threadpool_limits(limits=1):
+        for number, cutoff in enumerate(cutoffs, start=1):
+            rows = snapshots[snapshots["cutoff_number"] == number]
+            rows = rows.sort_values("user_id", kind="stable").reset_index(drop=True)
+            if pd.Timestamp(rows["snapshot_date"].iloc[0]).date() != cutoff:
+                raise ValueError(f"snapshot {number} is not at the test cutoff {cutoff}")
+            _require_customers(rows, k_range[1], f"the cutoff {cutoff}")
+            if not rows["is_label_complete"].all():
+                raise ValueError(f"the next-period revenue after {cutoff} is incomplete")
+            fitted = fit_clusters(rows, k_range, seed, silhouette_sample,
+                                  stability_seeds=0, max_fit_rows=max_fit_rows)
+            resampler = Resampler(len(rows), n_samples=n_samples, seed=seed)
+            metrics += separation_metrics(
+                rows["label_spend"].astype(float).to_numpy(), fitted["labels"],
+                rows["rfm_segment"].fillna("unmapped").to_numpy(), resampler, "test",
+                cutoff)
+            chosen[str(cutoff)] = {
+                "k": fitted["k"], "customers": len(rows),
+                "silhouettes": {str(k): v for k, v in fitted["silhouettes"].items()}}
+            n_customers += len(rows)
+    return TrainingRun(
+        model_name="customer_clusters",
+        train_window=Window(first, cutoffs[-1]),
+        label_window=Window(cutoffs[0], cutoffs[-1] + timedelta(days=horizon_days)),
+        n_train=n_customers, n_test=n_customers,
+        params={"seed": seed, "k_range": list(k_range), "features": list(CLUSTER_FEATURES),
+                "chosen_per_cutoff": chosen, "horizon_days": horizon_days,
+                "step_days": step_days, "silhouette_sample": silhouette_sample,
+                "max_fit_rows": max_fit_rows, "resampled_unit": "customer",
+                "bootstrap_samples": n_samples},
+        metrics=metrics, run_kind="evaluation")
+
+
+def evaluate_clusters_or_skip(snapshots: pd.DataFrame, strict: bool = False,
+                              **kwargs: Any) -> TrainingRun:
+    """`evaluate_clusters`, or a skipped evaluation run on data too short for it."""
+    return train_or_skip("customer_clusters", lambda: evaluate_clusters(snapshots, **kwargs),
+                         strict=strict, run_kind="evaluation")
+
+
+def empty_clusters() -> pd.DataFrame:
+    """The columns and dtypes of `score_clusters` without rows (a skipped run)."""
+    frame = pd.DataFrame({"user_id": pd.Series(dtype="int64"),
+                          "as_of_date": pd.Series(dtype=object),
+                          "cluster_id": pd.Series(dtype="int64"),
+                          "cluster_name": pd.Series(dtype=object)})
+    for name in CLUSTER_FEATURES:
+        frame[name] = pd.Series(dtype=float if name == "monetary_total" else "int64")
+    return frame
 
 
 def score_clusters(model: Mapping[str, Any], frame: pd.DataFrame) -> pd.DataFrame:

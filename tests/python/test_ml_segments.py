@@ -9,10 +9,12 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from dbt_project import query
-from ml.segments import (CLUSTER_FEATURES, RFM_BASELINE, cluster_names, epsilon_squared,
-                         eta_squared, fit_clusters, score_clusters, train_clusters,
-                         transform)
-from ml.registry import load_model
+from ml.evaluation import Resampler
+from ml.registry import SKIPPED_INSUFFICIENT_HISTORY, load_model
+from ml.segments import (CLUSTER_FEATURES, RFM_BASELINE, _epsilon_on_rows, _eta_on_rows,
+                         cluster_names, empty_clusters, epsilon_squared, eta_squared,
+                         evaluate_clusters, evaluate_clusters_or_skip, fit_clusters,
+                         score_clusters, separation_metrics, train_clusters, transform)
 
 # --------------------------------------------------------------------------- small frames
 
@@ -103,16 +105,19 @@ def test_training_run_compares_clusters_with_rfm_segments_on_next_revenue() -> N
                            planted_customers(1000, seed=4, role="score")],
                           ignore_index=True)
     run = train_clusters(snapshots, seed=7, k_range=(2, 5), silhouette_sample=500,
-                         stability_seeds=2)
+                         stability_seeds=2, n_samples=50)
     assert run.model_name == "customer_clusters" and run.params["k"] == 3
     assert run.n_train == 900 and run.params["production_customers"] == 1000
     assert (str(run.label_window.start), str(run.label_window.end)) == (
         "2019-12-01", "2019-12-31")
     (primary,) = run.primary_metrics()
     assert (primary.metric, primary.baseline) == ("eta2_log_next_revenue", RFM_BASELINE)
+    assert {m.split for m in run.metrics} == {"validation"}
     # next spend follows the planted group, which recency alone only partly reveals
     assert primary.value > primary.baseline_value + 0.1, primary
+    assert primary.verdict() == "better" and primary.ci_low < primary.value < primary.ci_high
     assert not run.is_below_baseline()
+    assert {r["feature"] for r in run.drift} == set(CLUSTER_FEATURES)
     by_name = {m.metric: m for m in run.metrics}
     assert by_name["stability_ari_min"].value > 0.95
     assert by_name["silhouette"].value > by_name["silhouette"].baseline_value
@@ -132,12 +137,105 @@ def test_training_refuses_a_test_snapshot_without_complete_labels() -> None:
         train_clusters(snapshots, seed=1, k_range=(2, 4))
 
 
+def evaluation_snapshots(days: int = 92, seed: int = 10) -> pd.DataFrame:
+    """Planted customers at the three weekly cutoffs of a `days`-day extract ending on
+    2019-12-31 (14-day revenue windows), shaped like
+    int_customer_cluster_evaluation_snapshots."""
+    last = pd.Timestamp("2019-12-31")
+    frames = []
+    for number in (1, 2, 3):
+        rows = planted_customers(600, seed=seed + number)
+        rows["cutoff_number"] = number
+        rows["snapshot_date"] = last + pd.Timedelta(days=1 - 14 - 7 * (3 - number))
+        frames.append(rows)
+    frame = pd.concat(frames, ignore_index=True)
+    frame["first_event_date"] = last - pd.Timedelta(days=days - 1)
+    frame["last_event_date"] = last
+    frame["is_label_complete"] = True
+    return frame
+
+
+def test_fast_effect_sizes_equal_the_reference_ones_on_resampled_customers() -> None:
+    rng = np.random.default_rng(3)
+    spend = np.where(rng.random(300) < 0.6, 0.0, rng.lognormal(3, 1, 300))
+    groups = rng.integers(0, 4, 300)
+    rows = Resampler(300, n_samples=3, seed=2).samples
+    for sample in [np.arange(300), *rows]:
+        assert _eta_on_rows(spend, groups)(sample) == pytest.approx(
+            eta_squared(spend[sample], groups[sample]), abs=1e-12)
+        assert _epsilon_on_rows(spend, groups)(sample) == pytest.approx(
+            epsilon_squared(spend[sample], groups[sample]), abs=1e-12)
+
+
+def test_a_constant_revenue_leaves_the_separation_undefined_with_a_reason() -> None:
+    metrics = separation_metrics(np.zeros(100), np.repeat([0, 1], 50),
+                                 np.tile(["a", "b"], 50), Resampler(100, 20, seed=1),
+                                 "test")
+    assert all(m.value is None and "constant" in m.undefined_reason for m in metrics)
+    assert all(m.verdict() is None for m in metrics)
+
+
+def test_evaluation_refits_at_each_cutoff_and_compares_with_rfm() -> None:
+    snapshots = evaluation_snapshots()
+    run = evaluate_clusters(snapshots, seed=7, k_range=(2, 5), horizon_days=14,
+                            step_days=7, n_cutoffs=3, silhouette_sample=500, n_samples=50)
+    assert run.run_kind == "evaluation" and run.model is None
+    cutoffs = ["2019-12-04", "2019-12-11", "2019-12-18"]
+    assert sorted(run.params["chosen_per_cutoff"]) == cutoffs
+    assert all(c["k"] == 3 for c in run.params["chosen_per_cutoff"].values())
+    primary = run.primary_metrics()
+    assert sorted(str(m.cutoff) for m in primary) == cutoffs
+    assert all(m.verdict() == "better" and m.split == "test" for m in primary)
+    assert {m.metric for m in run.metrics} == {"eta2_log_next_revenue", "eta2_next_revenue",
+                                               "epsilon2_next_revenue"}
+    # the labels of a cutoff never reach its clusters: scrambling them moves the
+    # separation only (k, chosen without labels, stays)
+    scrambled = snapshots.assign(label_spend=np.random.default_rng(0).permutation(
+        snapshots["label_spend"].to_numpy()))
+    other = evaluate_clusters(scrambled, seed=7, k_range=(2, 5), horizon_days=14,
+                              step_days=7, n_cutoffs=3, silhouette_sample=500,
+                              n_samples=20)
+    assert {c: v["k"] for c, v in other.params["chosen_per_cutoff"].items()} == {
+        c: v["k"] for c, v in run.params["chosen_per_cutoff"].items()}
+    assert max(m.value for m in other.primary_metrics()) < 0.05
+
+
+def test_short_history_skips_the_clusters_with_the_exact_need() -> None:
+    run = evaluate_clusters_or_skip(evaluation_snapshots(days=30), seed=1, k_range=(2, 4),
+                                    horizon_days=14, step_days=7, n_cutoffs=3)
+    assert run.status == SKIPPED_INSUFFICIENT_HISTORY and run.run_kind == "evaluation"
+    assert run.status_reason.startswith("needs 42 days of history, has 30")
+    empty = evaluate_clusters_or_skip(evaluation_snapshots().iloc[:0], seed=1,
+                                      k_range=(2, 4), horizon_days=14, step_days=7,
+                                      n_cutoffs=3)
+    assert empty.status == SKIPPED_INSUFFICIENT_HISTORY
+    few = pd.concat([planted_customers(30, seed=5),
+                     planted_customers(300, seed=6, role="score")], ignore_index=True)
+    from ml.evaluation import InsufficientHistory
+    with pytest.raises(InsufficientHistory, match="needs 50 customers"):
+        train_clusters(few, seed=1, k_range=(2, 4))
+
+
+def test_an_empty_cluster_frame_has_the_scores_columns_and_dtypes() -> None:
+    snapshots = pd.concat([planted_customers(300, seed=3),
+                           planted_customers(300, seed=4, role="score")],
+                          ignore_index=True)
+    run = train_clusters(snapshots, seed=7, k_range=(2, 4), silhouette_sample=300,
+                         stability_seeds=1, n_samples=20)
+    scores = score_clusters(run.model, snapshots[snapshots["snapshot_role"] == "score"])
+    empty = empty_clusters()
+    assert empty.empty and list(empty.columns) == list(scores.columns)
+    for column in ("user_id", "cluster_id"):
+        assert empty[column].dtype.kind == scores[column].dtype.kind, column
+
+
 # --------------------------------------------------------------------------- warehouse
 
 def test_clusters_are_stable_and_registered_beside_the_rfm_segments(synth_warehouse) -> None:
     metrics = {row[0]: row[1:] for row in query(synth_warehouse.database, """
         select metric, value, baseline, baseline_value, is_primary
-        from ml_model_metrics where model_name = 'customer_clusters'""")}
+        from ml_model_metrics
+        where model_name = 'customer_clusters' and run_kind = 'production'""")}
     assert set(metrics) == {"eta2_log_next_revenue", "eta2_next_revenue",
                             "epsilon2_next_revenue", "silhouette", "stability_ari_mean",
                             "stability_ari_min"}
@@ -156,6 +254,15 @@ def test_clusters_are_stable_and_registered_beside_the_rfm_segments(synth_wareho
                (select sum(revenue_share) from ml_customer_cluster_profiles)""")[0]
     assert counts[0] == counts[1] == counts[2] and counts[3] == 0
     assert counts[4] == pytest.approx(1.0)
+    # the evaluation: three cutoffs, each with intervals; never confidently below RFM
+    evaluation = query(synth_warehouse.database, """
+        select cutoff, value, ci_low, ci_high, diff_ci_low, verdict
+        from ml_model_metrics
+        where model_name = 'customer_clusters' and run_kind = 'evaluation'
+          and is_primary""")
+    assert len(evaluation) == 3
+    assert all(low <= value <= high and verdict in ("better", "inconclusive")
+               for _, value, low, high, _, verdict in evaluation)
 
 
 def test_clusters_separate_the_planted_buyer_state_better_than_rfm(

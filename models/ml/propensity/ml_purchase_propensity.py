@@ -1,8 +1,9 @@
-"""Scores the open carts and sessions as of the last event with the latest runs."""
+"""Scores the open carts and sessions as of the last event with the latest runs
+(calibrated probabilities); a skipped task scores nothing."""
 import pandas as pd
 
-from ml.propensity import TASKS, score_propensity
-from ml.registry import load_model, run_of, with_run
+from ml.propensity import TASKS, empty_scores, score_propensity
+from ml.registry import is_trained, load_model, run_of, with_run
 from ml.relations import to_frame
 
 
@@ -16,8 +17,14 @@ def model(dbt, session):
     scores = []
     for task, rows in open_rows.items():
         record = run_of(runs, TASKS[task]["model_name"])
-        model_ = load_model(record["model_artifact"])
-        scores.append(with_run(score_propensity(model_, to_frame(rows)), record))
-    # session_id travels through pandas as text; stored as the UUID of fct_sessions
+        scored = (score_propensity(load_model(record["model_artifact"]), to_frame(rows))
+                  if is_trained(record) else empty_scores())
+        scores.append(with_run(scored, record))
+    # session_id travels through pandas as text; stored as the UUID of fct_sessions.
+    # The casts give an empty (skipped) table the same types as a scored one.
     return session.from_df(pd.concat(scores, ignore_index=True)).project(
-        "* replace (cast(session_id as uuid) as session_id)")
+        "* replace (cast(task as varchar) as task,"
+        " cast(prediction_id as varchar) as prediction_id,"
+        " cast(session_id as uuid) as session_id,"
+        " cast(predicted_at as timestamp) as predicted_at,"
+        " cast(as_of_at as timestamp) as as_of_at)")

@@ -1,19 +1,18 @@
-"""Trains both purchase-propensity tasks and records one run each (ml/propensity.py)."""
+"""Tunes, calibrates and refits both purchase-propensity tasks; one run each
+(ml/propensity.py)."""
 import pandas as pd
 
-from ml.propensity import read_sample, train_propensity
+from ml.evaluation import as_flag
+from ml.propensity import train_propensity
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    seed = int(dbt.config.get("ml_seed"))
-    cap = int(dbt.config.get("max_rows_per_role"))
-    carts = dbt.ref("int_cart_events_features")
-    sessions = dbt.ref("int_session_prefix_features")
     runs = train_propensity(
-        {role: read_sample(carts, "cart_event_id", role, cap, seed)
-         for role in ("train", "test")},
-        {role: read_sample(sessions, "session_id", role, cap, seed)
-         for role in ("train", "test")},
-        seed=seed, extra_params={"max_rows_per_role": cap})
+        {"cart": dbt.ref("int_cart_events_features"),
+         "session": dbt.ref("int_session_prefix_features")},
+        seed=int(dbt.config.get("ml_seed")),
+        max_rows=int(dbt.config.get("max_rows_per_role")),
+        n_samples=int(dbt.config.get("ml_bootstrap_samples")),
+        strict=as_flag(dbt.config.get("ml_strict")))
     return pd.concat([run.to_frame() for run in runs], ignore_index=True)

@@ -228,7 +228,7 @@ final as (
             when label_known_at <= cutoff_at then 'train'
             when
                 event_at >= cutoff_at and label_known_at <= data_end_at
-                then 'test'
+                then 'validation'
             when label_known_at <= data_end_at then 'embargo'
             when is_purchased_so_far then 'converted_open'
             else 'score'

@@ -238,7 +238,7 @@ final as (
             when label_known_at <= cutoff_at then 'train'
             when
                 predicted_at >= cutoff_at and label_known_at <= data_end_at
-                then 'test'
+                then 'validation'
             when label_known_at <= data_end_at then 'embargo'
             when has_purchase then 'converted_open'
             else 'score'
