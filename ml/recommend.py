@@ -400,9 +400,10 @@ POSITIVE_KINDS: dict[str, tuple[float, float]] = {
 # train: its popularity, CF neighbours and user histories would be a few days' worth.
 MIN_HISTORY_DAYS = 7
 # Features of a user's history, compared between the validation snapshot the blend was
-# chosen on and the production snapshot it scores (PSI drift).
-DRIFT_FEATURES = ("history_products", "history_weight", "purchased_products",
-                  "days_since_last_interaction")
+# chosen on and the production snapshot it scores (PSI drift). Not the days since the
+# last interaction: the two snapshots' users differ in it by construction (active on the
+# validation day with history before it, against active in the last days).
+DRIFT_FEATURES = ("history_products", "history_weight", "purchased_products")
 
 
 def _positives(train: pd.DataFrame, test: pd.DataFrame, kind: str = "") -> pd.DataFrame:
@@ -627,16 +628,13 @@ def _choose_on_validation(windows: pd.DataFrame, items: pd.DataFrame,
     return blend, scores, catalogue, first, validation
 
 
-def _history_features(user_items: pd.DataFrame, as_of: date) -> pd.DataFrame:
+def _history_features(user_items: pd.DataFrame) -> pd.DataFrame:
     """DRIFT_FEATURES per user of a history window."""
-    days = (pd.Timestamp(as_of) - pd.to_datetime(user_items["last_interaction_date"])
-            ).dt.days
-    grouped = user_items.assign(days=days, bought=user_items["is_purchased"].astype(float)
+    grouped = user_items.assign(bought=user_items["is_purchased"].astype(float)
                                 ).groupby("user_id")
     return pd.DataFrame({"history_products": grouped.size(),
                          "history_weight": grouped["interaction_weight"].sum(),
-                         "purchased_products": grouped["bought"].sum(),
-                         "days_since_last_interaction": grouped["days"].min()})
+                         "purchased_products": grouped["bought"].sum()})
 
 
 def train_recommendations(windows: pd.DataFrame, items: pd.DataFrame,
@@ -665,8 +663,7 @@ def train_recommendations(windows: pd.DataFrame, items: pd.DataFrame,
         n_samples=n_samples, seed=seed, split="validation", cutoff=validation,
         planted=planted)
     full = _window(user_items, "full")
-    drift = (feature_drift(_history_features(history, validation),
-                           _history_features(full, validation + timedelta(days=1)),
+    drift = (feature_drift(_history_features(history), _history_features(full),
                            DRIFT_FEATURES) if len(full) else [])
     return TrainingRun(
         model_name="recommendations",
