@@ -273,3 +273,34 @@ select * from final
         start_date as mine_before_date
     from {{ ref('int_cross_sell_evaluation_windows') }}
 {%- endmacro %}
+
+
+{#
+    The cross-sell evaluation's windows as rows (mining_window, start_date,
+    end_date) from a relation with last_date: var ml_evaluation_cutoffs test
+    windows `test_<i>` of var ml_evaluation_step_days days, the last ending
+    with last_date, and the `validation` window of var cross_sell_test_days
+    days before the first.
+#}
+{% macro cross_sell_evaluation_window_rows(bounds) -%}
+    {%- set n_cutoffs = var('ml_evaluation_cutoffs') | int -%}
+    {%- set step = var('ml_evaluation_step_days') | int -%}
+    {%- set validation_days = var('cross_sell_test_days') | int -%}
+    {%- for i in range(1, n_cutoffs + 1) %}
+    select
+        'test_{{ i }}' as mining_window,
+        cast({{ dbt.dateadd('day', 1 - step * (n_cutoffs - i + 1), 'last_date') }}
+            as date) as start_date,
+        cast({{ dbt.dateadd('day', 1 - step * (n_cutoffs - i), 'last_date') }}
+            as date) as end_date
+    from {{ bounds }}
+    union all
+    {%- endfor %}
+    select
+        'validation' as mining_window,
+        cast({{ dbt.dateadd('day', 1 - step * n_cutoffs - validation_days,
+                            'last_date') }} as date) as start_date,
+        cast({{ dbt.dateadd('day', 1 - step * n_cutoffs, 'last_date') }}
+            as date) as end_date
+    from {{ bounds }}
+{%- endmacro %}

@@ -540,3 +540,23 @@ select * from final
     {%- endfor -%}
     {{ return(out) }}
 {%- endmacro %}
+
+
+{#
+    The evaluation's test days as columns cutoff_1_date ... cutoff_<n>_date
+    (var ml_evaluation_cutoffs), `step` days apart, the last one
+    `last_cutoff`, and the validation day before the first (for
+    int_recommend_evaluation_windows).
+#}
+{% macro recommend_evaluation_days(last_cutoff, step) -%}
+    {%- set n_cutoffs = var('ml_evaluation_cutoffs') | int -%}
+    cast(
+        {{ dbt.dateadd('day', -1 - step * (n_cutoffs - 1), last_cutoff) }}
+        as date
+    ) as validation_date,
+    {%- for i in range(1, n_cutoffs + 1) %}
+    cast(
+        {{ dbt.dateadd('day', -step * (n_cutoffs - i), last_cutoff) }} as date
+    ) as cutoff_{{ i }}_date{{ "," if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}

@@ -6,9 +6,6 @@
 -- session day, and before the first a `validation` window of var
 -- cross_sell_test_days days (as long as production's). A window's rules are
 -- mined on the basket sessions before its start_date.
-{%- set n_cutoffs = var('ml_evaluation_cutoffs') | int %}
-{%- set step = var('ml_evaluation_step_days') | int %}
-{%- set validation_days = var('cross_sell_test_days') | int %}
 with baskets as (
 
     select * from {{ ref('int_cross_sell_baskets') }}
@@ -26,43 +23,19 @@ bounds as (
 
 windows as (
 
-    {%- for i in range(1, n_cutoffs + 1) %}
-    select
-        'test_{{ i }}' as mining_window,
-        cast(
-            {{ dbt.dateadd('day', 1 - step * (n_cutoffs - i + 1), 'last_date') }}
-            as date
-        ) as start_date,
-        cast(
-            {{ dbt.dateadd('day', 1 - step * (n_cutoffs - i), 'last_date') }}
-            as date
-        ) as end_date,
-        first_date
-    from bounds
-    union all
-    {%- endfor %}
-    select
-        'validation' as mining_window,
-        cast(
-            {{ dbt.dateadd('day', 1 - step * n_cutoffs - validation_days,
-                           'last_date') }} as date
-        ) as start_date,
-        cast(
-            {{ dbt.dateadd('day', 1 - step * n_cutoffs, 'last_date') }} as date
-        ) as end_date,
-        first_date
-    from bounds
+    {{ cross_sell_evaluation_window_rows('bounds') }}
 
 ),
 
 final as (
 
     select
-        mining_window,
-        first_date,
-        start_date,
-        end_date
+        windows.mining_window,
+        bounds.first_date,
+        windows.start_date,
+        windows.end_date
     from windows
+    cross join bounds
 
 )
 

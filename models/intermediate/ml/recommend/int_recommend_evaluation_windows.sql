@@ -7,7 +7,6 @@
 -- day's inputs are the days before it. The blend is chosen once, on the
 -- validation day just before the first test day.
 {%- set cutoff = var('recs_cutoff_date') %}
-{%- set n_cutoffs = var('ml_evaluation_cutoffs') | int %}
 {%- set step = var('recs_evaluation_step_days',
                    var('ml_evaluation_step_days')) | int %}
 with events as (
@@ -44,16 +43,7 @@ final as (
     select
         first_event_date,
         last_event_date,
-        cast(
-            {{ dbt.dateadd('day', -1 - step * (n_cutoffs - 1),
-                           'last_cutoff_date') }} as date
-        ) as validation_date,
-        {%- for i in range(1, n_cutoffs + 1) %}
-        cast(
-            {{ dbt.dateadd('day', -step * (n_cutoffs - i), 'last_cutoff_date') }}
-            as date
-        ) as cutoff_{{ i }}_date,
-        {%- endfor %}
+        {{ recommend_evaluation_days('last_cutoff_date', step) }},
         cast({{ dbt.dateadd('day', 1, 'last_event_date') }} as date)
             as as_of_date
     from last_cutoff
