@@ -382,10 +382,12 @@ def evaluate_cross_sell_rolling(windows: pd.DataFrame, rules: pd.DataFrame,
         end_date=pd.to_datetime(windows["end_date"]).dt.date,
         first_date=pd.to_datetime(windows["first_date"]).dt.date).set_index("mining_window")
     validation = windows.loc["validation"]
-    require_history(min_history_days, (validation["start_date"] - validation["first_date"]).days,
+    last_end = windows["end_date"].max()
+    require_history(min_history_days + (last_end - validation["start_date"]).days,
+                    (last_end - validation["first_date"]).days,
                     unit="days of basket sessions",
-                    detail="before the validation window, then the validation window and "
-                           "the test windows")
+                    detail=f"{min_history_days} days to mine rules on, then the validation "
+                           f"window and {len(windows) - 1} test windows")
     day = pd.to_datetime(baskets["session_date"]).dt.date
 
     def in_window(name: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -614,9 +614,12 @@ def _choose_on_validation(windows: pd.DataFrame, items: pd.DataFrame,
         raise InsufficientHistory(min_history_days + 1, 0, detail="no events")
     window = windows.iloc[0]
     first, validation = _date(window["first_event_date"]), _date(window["validation_date"])
-    require_history(min_history_days, (validation - first).days, detail=(
-        f"{min_history_days} days of interactions before the validation day "
-        f"{validation}"))
+    label_days = [validation] + [_date(window[c]) for c in window.index
+                                 if c.startswith("cutoff_") and c.endswith("_date")]
+    span = (max(label_days) - validation).days + 1
+    require_history(min_history_days + span, (validation - first).days + span, detail=(
+        f"{min_history_days} days of interactions before the validation day, then "
+        f"{span} days up to the last label day"))
     catalogue = Catalogue(_window(items, "validation_train"),
                           _window(neighbours, "validation_train"))
     blend, scores = select_blend(_window(user_items, "validation_train"),

@@ -221,7 +221,8 @@ def test_short_history_skips_the_run() -> None:
     assert "multi-product basket sessions" in skipped.status_reason
     windows, all_rules, all_items, all_baskets = rolling_world(signal=True)
     late = windows.assign(first_date=date(2019, 12, 1))
-    with pytest.raises(InsufficientHistory, match="has 3"):
+    # 7 days to mine, 7 of validation and 3 weeks of tests: 35 days, from Dec 1 to Dec 31
+    with pytest.raises(InsufficientHistory, match="needs 35 days of basket sessions, has 31"):
         evaluate_cross_sell_rolling(late, all_rules, all_items, all_baskets, {})
 
 

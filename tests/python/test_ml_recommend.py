@@ -295,14 +295,17 @@ def test_evaluation_reports_each_test_day_beside_every_baseline() -> None:
 def test_short_history_skips_and_the_score_frame_keeps_its_schema() -> None:
     world = make_world(n_users=30, seed=6)
     short = world["windows"].assign(first_event_date=pd.Timestamp("2019-12-26"))
-    with pytest.raises(InsufficientHistory, match="needs 7 days of history, has 3"):
-        train_recommendations(short, both_windows(world["items"]),
+    # 7 days before the validation day, then the validation day itself
+    with pytest.raises(InsufficientHistory, match="needs 8 days of history, has 4"):
+        train_recommendations(short.drop(columns="cutoff_1_date"),
+                              both_windows(world["items"]),
                               both_windows(world["neighbours"]), world["user_items"])
     skipped = train_or_skip("recommendations", lambda: evaluate_recommendations(
         short, both_windows(world["items"]), both_windows(world["neighbours"]),
         evaluation_items(world["user_items"])), run_kind="evaluation")
     assert skipped.status == "skipped_insufficient_history"
-    assert skipped.status_reason.startswith("needs 7 days of history, has 3")
+    # ... and the test day after it
+    assert skipped.status_reason.startswith("needs 9 days of history, has 5")
     # no validation user at all: skipped too, never a blend chosen on nothing
     no_day = world["user_items"][world["user_items"]["window_role"] != "validation_test"]
     with pytest.raises(InsufficientHistory, match="validation users"):
