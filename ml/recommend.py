@@ -824,17 +824,24 @@ def co_view_hits(sessions: pd.DataFrame, similar: pd.DataFrame, k: int) -> pd.Da
     """Per (session, product) of the sessions with two or more products: whether
     another product of the same session is among the product's first k similar
     products. `sessions`: session_id, product_id; `similar`: product_id,
-    similar_product_id, rank. Columns session_id, product_id, is_hit."""
+    similar_product_id, rank. Columns session_id, product_id, is_hit; sessions in order
+    of first appearance, products ascending."""
     rows = sessions[["session_id", "product_id"]].drop_duplicates()
-    rows = rows[rows.groupby("session_id")["product_id"].transform("size") >= 2]
+    # integer session codes: the warehouse's session ids are text, slow to join on
+    codes, _ = pd.factorize(rows["session_id"])
+    rows = rows.assign(session=codes.astype(np.int64))
+    rows = rows[rows.groupby("session")["product_id"].transform("size") >= 2]
     top = similar.loc[similar["rank"] <= k, ["product_id", "similar_product_id"]]
-    proposed = rows.merge(top, on="product_id")
-    found = proposed.merge(rows.rename(columns={"product_id": "similar_product_id"}),
-                           on=["session_id", "similar_product_id"])
-    found = found[["session_id", "product_id"]].drop_duplicates().assign(is_hit=True)
-    out = rows.merge(found, on=["session_id", "product_id"], how="left")
+    proposed = rows[["session", "product_id"]].merge(top, on="product_id")
+    found = proposed.merge(rows[["session", "product_id"]].rename(
+        columns={"product_id": "similar_product_id"}), on=["session", "similar_product_id"])
+    found = found[["session", "product_id"]].drop_duplicates().assign(is_hit=True)
+    out = rows.merge(found, on=["session", "product_id"], how="left")
     out["is_hit"] = out["is_hit"].notna()
-    return out.sort_values(["session_id", "product_id"]).reset_index(drop=True)
+    # in order of first appearance of the session, then product: the same rows in the
+    # same order for every list of similar products
+    return (out.sort_values(["session", "product_id"])
+            [["session_id", "product_id", "is_hit"]].reset_index(drop=True))
 
 
 def evaluate_similar_products(windows: pd.DataFrame, items: pd.DataFrame,
@@ -883,7 +890,7 @@ def evaluate_similar_products(windows: pd.DataFrame, items: pd.DataFrame,
                                    "session_products": int(len(units))})
                 n_test += len(units)
             resampler = Resampler(len(units), n_samples=n_samples, seed=seed + i,
-                                  clusters=units["session_id"].to_numpy())
+                                  clusters=pd.factorize(units["session_id"])[0])
             metrics += compare(
                 f"co_view_hit_rate_at_{k}",
                 _mean_of(units["is_hit"].to_numpy(float)),
