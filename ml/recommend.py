@@ -62,7 +62,7 @@ __all__ = [
     "recently_viewed", "last_category_popular", "method_recommendations",
     "ranking_comparison", "content_neighbours", "category_popular_similar",
     "co_view_hits", "evaluate_similar_products", "empty_recommendations",
-    "POSITIVE_KINDS", "BASELINE_NAMES", "MIN_HISTORY_DAYS",
+    "POSITIVE_KINDS", "BASELINE_NAMES", "MIN_HISTORY_DAYS", "HISTORY_FEATURES_SQL",
 ]
 
 
@@ -404,6 +404,10 @@ MIN_HISTORY_DAYS = 7
 # last interaction: the two snapshots' users differ in it by construction (active on the
 # validation day with history before it, against active in the last days).
 DRIFT_FEATURES = ("history_products", "history_weight", "purchased_products")
+# The same per user, as a DuckDB aggregate of user-item rows (for the `full` window).
+HISTORY_FEATURES_SQL = ("user_id, count(*) as history_products, "
+                        "sum(interaction_weight) as history_weight, "
+                        "sum(cast(is_purchased as double)) as purchased_products")
 
 
 def _positives(train: pd.DataFrame, test: pd.DataFrame, kind: str = "") -> pd.DataFrame:
@@ -483,10 +487,14 @@ def last_category_popular(history: pd.DataFrame, catalogue: Catalogue, users: An
 
 
 def method_recommendations(history: pd.DataFrame, catalogue: Catalogue, users: Any,
-                           blend: Blend, n: int = 20) -> dict[str, pd.DataFrame]:
-    """Top-n of the blend (key ``model``) and of every baseline for `users`: the
-    BASELINES blends, ``recently_viewed`` and ``last_category_popularity``."""
-    out = {"model": recommend(history, catalogue, users=users, n=n, blend=blend)}
+                           blend: Blend, n: int = 20,
+                           model_recommendations: pd.DataFrame | None = None,
+                           ) -> dict[str, pd.DataFrame]:
+    """Top-n of the blend (key ``model``; `model_recommendations` when already scored)
+    and of every baseline for `users`: the BASELINES blends, ``recently_viewed`` and
+    ``last_category_popularity``."""
+    out = {"model": model_recommendations if model_recommendations is not None
+           else recommend(history, catalogue, users=users, n=n, blend=blend)}
     for name, weights in BASELINES.items():
         out[name] = recommend(history, catalogue, users=users, n=n, blend=weights)
     out["recently_viewed"] = recently_viewed(history, users, n)
@@ -509,6 +517,7 @@ def ranking_comparison(history: pd.DataFrame, labels: pd.DataFrame, catalogue: C
                        blend: Blend, *, n: int = 20, n_samples: int = 200, seed: int = 0,
                        split: str = "test", cutoff: date | None = None,
                        planted: pd.DataFrame | None = None,
+                       model_recommendations: pd.DataFrame | None = None,
                        ) -> tuple[list[Metric], dict[str, int]]:
     """NDCG@n and recall@n of the blend beside every baseline on one label day, each
     with paired bootstrap intervals over users (ml.evaluation.compare).
@@ -516,12 +525,14 @@ def ranking_comparison(history: pd.DataFrame, labels: pd.DataFrame, catalogue: C
     Three positive sets, each over the users that have one: every product of the day
     (``ndcg_at_n``, the primary metric), the products carted or bought
     (``..._purchases_carts``) and those only viewed (``..._views``); with planted truth
-    also ``planted_top_category_share``. Returns the metrics and counts.
+    also ``planted_top_category_share``. `model_recommendations`: the blend's top-n
+    for the day's users when already scored (the validation day's chosen candidate).
+    Returns the metrics and counts.
     """
     everything = _positives(history, labels)
     users = _sorted_unique(everything["user_id"])
-    recs = method_recommendations(history, catalogue, users, blend, n) if users.size \
-        else {}
+    recs = method_recommendations(history, catalogue, users, blend, n,
+                                  model_recommendations) if users.size else {}
     metrics: list[Metric] = []
     counts = {"test_users": int(users.size), "test_positives": int(len(everything))}
     for kind in POSITIVE_KINDS:
@@ -581,16 +592,28 @@ def select_blend(train_items: pd.DataFrame, test_items: pd.DataFrame,
     positive) on `test_items` (ties: the earlier one), and every candidate's NDCG.
     Called on the validation day only. Without positives to rank, the first candidate
     and NaNs."""
+    blend, scores, _ = _select_blend(train_items, test_items, catalogue, candidates, n)
+    return blend, scores
+
+
+def _select_blend(train_items: pd.DataFrame, test_items: pd.DataFrame,
+                  catalogue: Catalogue, candidates: tuple[Blend, ...], n: int,
+                  ) -> tuple[Blend, list[float], pd.DataFrame | None]:
+    """select_blend, and the chosen candidate's recommendations to the users of the
+    label day (None without positives)."""
     if not candidates:
         raise ValueError("no candidate blend to choose from")
     positives = _positives(train_items, test_items)
     if positives.empty:
-        return candidates[0], [float("nan")] * len(candidates)
+        return candidates[0], [float("nan")] * len(candidates), None
     users = _sorted_unique(positives["user_id"])
-    scores = [ranking_metrics(recommend(train_items, catalogue, users=users, n=n,
-                                        blend=blend), positives, k=n)[f"ndcg_at_{n}"]
-              for blend in candidates]
-    return candidates[int(np.argmax(scores))], scores
+    scores, best, best_recs = [], -np.inf, None
+    for blend in candidates:
+        recs = recommend(train_items, catalogue, users=users, n=n, blend=blend)
+        scores.append(ranking_metrics(recs, positives, k=n)[f"ndcg_at_{n}"])
+        if scores[-1] > best:
+            best, best_recs = scores[-1], recs
+    return candidates[int(np.argmax(scores))], scores, best_recs
 
 
 def _date(value: Any) -> date:
@@ -607,9 +630,11 @@ def _candidates_params(candidates: tuple[Blend, ...], scores: list[float],
 def _choose_on_validation(windows: pd.DataFrame, items: pd.DataFrame,
                           neighbours: pd.DataFrame, user_items: pd.DataFrame,
                           candidates: tuple[Blend, ...], n: int, min_history_days: int,
-                          ) -> tuple[Blend, list[float], Catalogue, date, date]:
+                          ) -> tuple[Blend, list[float], Catalogue, date, date,
+                                     pd.DataFrame | None]:
     """The history check and the blend chosen on the validation day (window roles
-    `validation_train`, `validation_test`)."""
+    `validation_train`, `validation_test`), with the chosen blend's recommendations to
+    that day's users."""
     if windows.empty:
         raise InsufficientHistory(min_history_days + 1, 0, detail="no events")
     window = windows.iloc[0]
@@ -622,17 +647,17 @@ def _choose_on_validation(windows: pd.DataFrame, items: pd.DataFrame,
         f"{span} days up to the last label day"))
     catalogue = Catalogue(_window(items, "validation_train"),
                           _window(neighbours, "validation_train"))
-    blend, scores = select_blend(_window(user_items, "validation_train"),
-                                 _window(user_items, "validation_test"), catalogue,
-                                 candidates, n=n)
+    blend, scores, recs = _select_blend(_window(user_items, "validation_train"),
+                                        _window(user_items, "validation_test"), catalogue,
+                                        candidates, n)
     if all(np.isnan(scores)):
         raise InsufficientHistory(1, 0, "validation users",
                                   f"no user with history was active on {validation}")
-    return blend, scores, catalogue, first, validation
+    return blend, scores, catalogue, first, validation, recs
 
 
 def _history_features(user_items: pd.DataFrame) -> pd.DataFrame:
-    """DRIFT_FEATURES per user of a history window."""
+    """DRIFT_FEATURES per user of a history window (HISTORY_FEATURES_SQL in SQL)."""
     grouped = user_items.assign(bought=user_items["is_purchased"].astype(float)
                                 ).groupby("user_id")
     return pd.DataFrame({"history_products": grouped.size(),
@@ -646,6 +671,7 @@ def train_recommendations(windows: pd.DataFrame, items: pd.DataFrame,
                           candidates: tuple[Blend, ...] = BLEND_CANDIDATES,
                           params: dict[str, Any] | None = None, n_samples: int = 200,
                           seed: int = 0, min_history_days: int = MIN_HISTORY_DAYS,
+                          production_features: pd.DataFrame | None = None,
                           ) -> TrainingRun:
     """The production run: the blend chosen among `candidates` on the validation day
     (the last event date; window roles `validation_train`, `validation_test`), which
@@ -655,19 +681,23 @@ def train_recommendations(windows: pd.DataFrame, items: pd.DataFrame,
     the unbiased figures are the evaluation run's (`evaluate_recommendations`).
 
     Raises InsufficientHistory with fewer than `min_history_days` days before the
-    validation day, or no validation user. `user_items` may hold the `full` rows (for
-    the drift of user histories between the two snapshots).
+    validation day, or no validation user. The drift of DRIFT_FEATURES is measured
+    between the validation users' histories and `production_features` (one row per
+    user of the `full` window, as `history_features`; default: from the `full` rows of
+    `user_items`, when there are any).
     """
-    blend, scores, catalogue, first, validation = _choose_on_validation(
+    blend, scores, catalogue, first, validation, recs = _choose_on_validation(
         windows, items, neighbours, user_items, candidates, n, min_history_days)
     history = _window(user_items, "validation_train")
     metrics, counts = ranking_comparison(
         history, _window(user_items, "validation_test"), catalogue, blend, n=n,
         n_samples=n_samples, seed=seed, split="validation", cutoff=validation,
-        planted=planted)
-    full = _window(user_items, "full")
-    drift = (feature_drift(_history_features(history), _history_features(full),
-                           DRIFT_FEATURES) if len(full) else [])
+        planted=planted, model_recommendations=recs)
+    if production_features is None:
+        full = _window(user_items, "full")
+        production_features = _history_features(full) if len(full) else None
+    drift = (feature_drift(_history_features(history), production_features,
+                           DRIFT_FEATURES) if production_features is not None else [])
     return TrainingRun(
         model_name="recommendations",
         train_window=Window(first, validation),
@@ -698,7 +728,7 @@ def evaluate_recommendations(windows: pd.DataFrame, items: pd.DataFrame,
     then each test day `cutoff_<i>_date` ranked from the days strictly before it
     (window roles `train_<i>`, labels `test_<i>`), every metric beside every baseline
     with intervals over users (split ``test``, ``cutoff`` = the test day)."""
-    blend, scores, _, first, validation = _choose_on_validation(
+    blend, scores, _, first, validation, _ = _choose_on_validation(
         windows, items, neighbours, user_items, candidates, n, min_history_days)
     window = windows.iloc[0]
     cutoffs = sorted(_date(window[c]) for c in window.index

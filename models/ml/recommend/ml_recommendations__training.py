@@ -2,7 +2,7 @@
 event date) beside every baseline, or a skipped run on too short a history
 (ml/recommend.py, train_recommendations)."""
 from ml.evaluation import as_flag, train_or_skip
-from ml.recommend import train_recommendations
+from ml.recommend import HISTORY_FEATURES_SQL, train_recommendations
 
 VALIDATION = "window_role = 'validation_train'"
 
@@ -18,7 +18,11 @@ def model(dbt, session):
     windows = dbt.ref("int_recommend_windows").df()
     items = dbt.ref("int_recommend_item_popularity").filter(VALIDATION).df()
     neighbours = dbt.ref("int_recommend_item_neighbours").filter(VALIDATION).df()
-    user_items = dbt.ref("int_recommend_user_items").df()
+    user_items = dbt.ref("int_recommend_user_items").filter("window_role != 'full'").df()
+    # the production snapshot's user histories, aggregated in DuckDB (for the drift)
+    production_features = (dbt.ref("int_recommend_user_items")
+                           .filter("window_role = 'full'")
+                           .aggregate(HISTORY_FEATURES_SQL, "user_id").df())
     planted = dbt.ref("int_recommend_planted_preferences").df()
     settings = {"n": int(dbt.config.get("top_n")),
                 "n_samples": int(dbt.config.get("ml_bootstrap_samples")),
@@ -27,5 +31,5 @@ def model(dbt, session):
     strict = as_flag(dbt.config.get("ml_strict"))
     run = train_or_skip("recommendations", lambda: train_recommendations(
         windows, items, neighbours, user_items, planted=planted, params=params,
-        **settings), strict=strict)
+        production_features=production_features, **settings), strict=strict)
     return run.to_frame()
