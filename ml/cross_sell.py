@@ -309,8 +309,8 @@ def window_metrics(rules: pd.DataFrame, items: pd.DataFrame, baskets: pd.DataFra
     return metrics, counts
 
 
-def _multi_item(baskets: pd.DataFrame) -> pd.DataFrame:
-    return baskets[baskets["basket_items"] >= 2] if "basket_items" in baskets else baskets
+def _day(value: Any) -> date | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
 
 
 def _require_baskets(baskets: pd.DataFrame, what: str) -> None:
@@ -336,14 +336,17 @@ def train_cross_sell(rules: pd.DataFrame, items: pd.DataFrame,
     before the validation split, or no multi-product validation basket.
     """
     _require(items, (*ITEM_COLUMNS, "n_sessions"), "items")
-    start, end = (pd.Timestamp(d).date() if d is not None and not pd.isna(d) else None
-                  for d in train_window)
-    have = (end - start).days if start and end else 0
-    require_history(min_history_days, have, unit="days of basket sessions",
-                    detail="before the validation split (var cross_sell_test_days)")
+    start, end = (_day(d) for d in train_window)
+    v_start, v_end = (_day(d) for d in validation_window)
+    observed = (v_end - v_start).days if v_start and v_end else 0
+    validation_days = int(params.get("test_days") or observed)
+    have = ((end - start).days if start and end else 0) + observed
+    require_history(min_history_days + validation_days, have,
+                    unit="days of basket sessions",
+                    detail=f"{min_history_days} days to mine rules on, then the validation "
+                           f"split of {validation_days} days (var cross_sell_test_days)")
     _require_baskets(validation_baskets, "the validation split")
     policy, scores = choose_policy(rules, items, validation_baskets, policies)
-    v_start, v_end = (pd.Timestamp(d).date() for d in validation_window)
     metrics, counts = window_metrics(rules, items, validation_baskets, policy,
                                      split="validation", cutoff=v_start,
                                      n_samples=n_samples, seed=seed)

@@ -644,7 +644,8 @@ def _choose_on_validation(windows: pd.DataFrame, items: pd.DataFrame,
     span = (max(label_days) - validation).days + 1
     require_history(min_history_days + span, (validation - first).days + span, detail=(
         f"{min_history_days} days of interactions before the validation day, then "
-        f"{span} days up to the last label day"))
+        + ("the validation day" if span == 1 else
+           f"the {span} days from the validation day to the last test day")))
     catalogue = Catalogue(_window(items, "validation_train"),
                           _window(neighbours, "validation_train"))
     blend, scores, recs = _select_blend(_window(user_items, "validation_train"),
@@ -895,9 +896,10 @@ def evaluate_similar_products(windows: pd.DataFrame, items: pd.DataFrame,
     first = _date(window["first_event_date"])
     cutoffs = sorted(_date(window[c]) for c in window.index
                      if c.startswith("cutoff_") and c.endswith("_date"))
-    require_history(min_history_days, (cutoffs[0] - first).days, detail=(
-        f"{min_history_days} days of interactions before the first test day "
-        f"{cutoffs[0]}"))
+    span = (cutoffs[-1] - cutoffs[0]).days + 1
+    require_history(min_history_days + span, (cutoffs[0] - first).days + span, detail=(
+        f"{min_history_days} days of interactions before the first test day, then the "
+        f"{span} days from it to the last test day"))
     day = pd.to_datetime(sessions["event_date"]).dt.date
     metrics: list[Metric] = []
     per_cutoff = []

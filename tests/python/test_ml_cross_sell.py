@@ -208,7 +208,8 @@ def test_rolling_evaluation_never_looks_at_test_windows_to_choose() -> None:
 
 
 def test_short_history_skips_the_run() -> None:
-    with pytest.raises(InsufficientHistory, match="needs 7 days of basket sessions, has 3"):
+    # 7 days to mine on, then the 14 of the validation split; 3 days before it
+    with pytest.raises(InsufficientHistory, match="needs 21 days of basket sessions, has 17"):
         train_cross_sell(rules((1, 2, 1)), items([9]), baskets([1, 2]),
                          train_window=(date(2019, 12, 1), date(2019, 12, 4)),
                          validation_window=(date(2019, 12, 4), date(2019, 12, 18)),
