@@ -5,27 +5,29 @@ Plain functions on frames, usable outside dbt. No I/O, no global state.
 The rules (antecedent item -> consequent item, with support, confidence and lift) are
 mined in SQL over session baskets (models/intermediate/ml/cross_sell): a *basket* is the
 set of distinct products, or category ids, a session carted or bought. This module only
-evaluates them, out of time: rules mined on the train split are tested on the sessions of
-the later test split.
+evaluates them, out of time: rules mined before a window are tested on its sessions.
 
-The evaluation mirrors how a shop uses a cross-sell rule. In a test session whose basket
+The evaluation mirrors how a shop uses a cross-sell rule. In a judged session whose basket
 holds at least two items at the level, the *known* item is the one added first
 (`item_order` 1); the rest of the basket is what a recommendation should find. A
 recommender proposes k items for the known item:
 
-* **rules**: the consequents of the known item's best rules (`rule_rank`: highest
-  confidence, then lift), the slot topped up to k with the most popular items not already
-  in it. A cross-sell slot is never shown half empty, and the minimum support leaves
-  most antecedents of a large month with one or two rules: rules alone would be a shorter
-  list than the baseline's;
-* **popularity** (the baseline): the k items in the most train-split baskets, the known
+* **rules**, under a `Policy` chosen on the validation window only (`choose_policy`):
+  the consequents of the known item's best rules (`rule_rank`: highest confidence, then
+  lift), at most `max_rules` of them, and with `top_up` the slot filled to k with the most
+  popular items not already in it. The top-up was first written after rules alone failed
+  on the 67.5M-event month's test windows; it is now one candidate of POLICIES;
+* **popularity** (the baseline): the k items in the most baskets mined on, the known
   item excluded.
 
 hit@k is the share of sessions where at least one proposed item is in the rest of the
 basket. Rules are compared with popularity on the *covered* sessions (the known item is
-an antecedent of some rule), the same sessions for both; "fallback" (the same
-recommender, which is popularity alone where the known item has no rule) is measured on
-every multi-item test session.
+an antecedent of some rule), the same sessions for both, with paired bootstrap intervals
+over sessions (`window_metrics`); "fallback" (the same recommender, which is popularity
+alone where the known item has no rule and the policy tops up) is measured on every
+multi-item session. Production (`train_cross_sell`) chooses on the validation split;
+the rolling-origin evaluation (`evaluate_cross_sell_rolling`) chooses on a validation
+window, then judges several test windows, each with rules mined strictly before it.
 """
 from __future__ import annotations
 

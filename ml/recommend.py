@@ -1,5 +1,6 @@
 """Recommendations: item-item collaborative filtering blended with category and
-global popularity, evaluated on the next day's interactions beside two baselines.
+global popularity, the blend chosen on a validation day, evaluated on later days'
+interactions beside four baselines (docs/evaluation.md).
 
 Input frames are rows of the intermediate models in models/intermediate/ml/recommend:
 
@@ -21,7 +22,9 @@ where ``cf`` is the user's interaction weights times the item-item similarities 
 ``self_weight`` x the user's own weight on the product: re-visits), ``share`` is the
 user's share of interaction weight in the product's leaf category, and ``pop`` the
 product's popularity. The weights are chosen among ``BLEND_CANDIDATES`` on a validation
-day before the test day (``select_blend``). A user without history
+day only (``select_blend``): production's is the last event date
+(``train_recommendations``), the evaluation's the day before its first test day
+(``evaluate_recommendations``). A user without history
 gets popularity; a product without co-interactions is reached through its category and
 popularity. Products the user already bought are never recommended (the one exclusion,
 applied to every method alike).
@@ -33,9 +36,17 @@ product is beaten by ``n`` candidates that are at least as popular, in its own c
 or overall, and have no smaller CF score. Of those, a batch scores in full only the ones
 under a per-user bound on the n-th best key (see _score_batch); the result is the same.
 
-Baselines use the same scorer: ``popularity`` = global popularity only;
-``category_popularity`` = the content term only (ties, and users without history, by
-popularity).
+Baselines: ``popularity`` = global popularity only and ``category_popularity`` = the
+content term only (ties, and users without history, by popularity), in the same scorer;
+``recently_viewed`` = the user's most recently touched products; and
+``last_category_popularity`` = the most popular products of the category of the user's
+last interaction. Metrics average over users, with paired bootstrap intervals over users
+(``ranking_comparison``), for every product of the label day and separately for the
+products carted or bought and those only viewed (POSITIVE_KINDS).
+
+Similar products (``similar_products``) are judged by their co-view hit rate on the
+evaluation's test days against the category's most popular products
+(``evaluate_similar_products``).
 """
 from __future__ import annotations
 
