@@ -250,7 +250,8 @@ def test_rules_beat_popularity_out_of_time_on_generated_data(synth_warehouse) ->
     primary = evaluation[evaluation["is_primary"]]
     assert set(primary["metric"]) == {"product_hit_rate_at_3"}
     assert primary["cutoff"].nunique() == 3 and (primary["split"] == "test").all()
-    # measured on this fixture: about 0.32-0.37 vs popularity 0.24-0.30 per window
+    # measured on this fixture: 0.21-0.26 vs popularity 0.12-0.16 per window (134-154
+    # covered sessions each), every difference above 0
     assert (primary["value"] > primary["baseline_value"]).all(), primary
     assert (primary["verdict"] != "worse").all()
     assert (primary["n_units"] >= 100).all()
