@@ -5,39 +5,46 @@ Plain functions on frames, usable outside dbt. No I/O, no global state.
 The rules (antecedent item -> consequent item, with support, confidence and lift) are
 mined in SQL over session baskets (models/intermediate/ml/cross_sell): a *basket* is the
 set of distinct products, or category ids, a session carted or bought. This module only
-evaluates them, out of time: rules mined on the train split are tested on the sessions of
-the later test split.
+evaluates them, out of time: rules mined before a window are tested on its sessions.
 
-The evaluation mirrors how a shop uses a cross-sell rule. In a test session whose basket
+The evaluation mirrors how a shop uses a cross-sell rule. In a judged session whose basket
 holds at least two items at the level, the *known* item is the one added first
 (`item_order` 1); the rest of the basket is what a recommendation should find. A
 recommender proposes k items for the known item:
 
-* **rules**: the consequents of the known item's best rules (`rule_rank`: highest
-  confidence, then lift), the slot topped up to k with the most popular items not already
-  in it. A cross-sell slot is never shown half empty, and the minimum support leaves
-  most antecedents of a large month with one or two rules: rules alone would be a shorter
-  list than the baseline's;
-* **popularity** (the baseline): the k items in the most train-split baskets, the known
+* **rules**, under a `Policy` chosen on the validation window only (`choose_policy`):
+  the consequents of the known item's best rules (`rule_rank`: highest confidence, then
+  lift), at most `max_rules` of them, and with `top_up` the slot filled to k with the most
+  popular items not already in it. The top-up was first written after rules alone failed
+  on the 67.5M-event month's test windows; it is now one candidate of POLICIES;
+* **popularity** (the baseline): the k items in the most baskets mined on, the known
   item excluded.
 
 hit@k is the share of sessions where at least one proposed item is in the rest of the
 basket. Rules are compared with popularity on the *covered* sessions (the known item is
-an antecedent of some rule), the same sessions for both; "fallback" (the same
-recommender, which is popularity alone where the known item has no rule) is measured on
-every multi-item test session.
+an antecedent of some rule), the same sessions for both, with paired bootstrap intervals
+over sessions (`window_metrics`); "fallback" (the same recommender, which is popularity
+alone where the known item has no rule and the policy tops up) is measured on every
+multi-item session. Production (`train_cross_sell`) chooses on the validation split;
+the rolling-origin evaluation (`evaluate_cross_sell_rolling`) chooses on a validation
+window, then judges several test windows, each with rules mined strictly before it.
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any, Iterable, Mapping
 
+import numpy as np
 import pandas as pd
 
+from ml.evaluation import InsufficientHistory, Resampler, compare, require_history
 from ml.registry import Metric, TrainingRun, Window
 
-__all__ = ["LEVELS", "cross_sell_recommendations", "evaluate_cross_sell", "hit_rates",
-           "popularity_recommendations", "rule_recommendations", "train_cross_sell"]
+__all__ = ["LEVELS", "POLICIES", "PRIMARY_K", "Policy", "choose_policy",
+           "cross_sell_recommendations", "evaluate_cross_sell", "evaluate_cross_sell_rolling",
+           "hit_rates", "policy_recommendations", "popularity_recommendations",
+           "rule_recommendations", "session_hits", "train_cross_sell", "window_metrics"]
 
 # Basket levels, in the order metrics are reported; the first one holds the primary metric.
 LEVELS = ("product", "category")
@@ -185,53 +192,244 @@ def _rate(flags: pd.Series) -> float:
     return float(flags.mean()) if len(flags) else float("nan")
 
 
-def train_cross_sell(rules: pd.DataFrame, items: pd.DataFrame,
-                     test_baskets: pd.DataFrame, *, train_window: tuple[date, date],
-                     test_window: tuple[date, date], params: Mapping[str, Any],
-                     ks: Iterable[int] = (1, 3), primary_k: int = 3) -> TrainingRun:
-    """The cross-sell training run: rules mined on `train_window` in SQL, evaluated on
-    the baskets of `test_window` (both half-open [start, end) dates).
+@dataclass(frozen=True)
+class Policy:
+    """How a cross-sell slot of k items is filled: the known item's first `max_rules`
+    rules (by rule_rank), then, with `top_up`, the most popular items of the level to
+    fill the k slots."""
+    top_up: bool
+    max_rules: int
 
-    The primary metric is the product-level hit@`primary_k` (3: a cross-sell slot shows a
-    few items) on the covered sessions beside popularity's on the same sessions; hit@1 and
-    the category level are reported beside it. n_train is the train split's basket sessions (from
-    `items`), n_test the multi-item test sessions at product level. Raises when the test
-    split has no multi-item basket, since nothing could be evaluated.
+
+# The policies chosen from on the validation window, the a priori one first (it wins
+# ties): rules alone. The top-up with popular items was first written after failing on
+# the 67.5M warehouse's test windows; it is now one candidate among these, chosen on
+# validation only. On covered sessions a top-up can only add hits to rules alone (it
+# fills empty slots), so it wins unless it ties; fewer rules and more popular items
+# (max_rules 1 or 2) is the real trade-off.
+POLICIES: tuple[Policy, ...] = (Policy(False, 3), Policy(True, 3), Policy(True, 2),
+                                Policy(True, 1))
+# The slot size, fixed a priori (a cross-sell slot shows a few items), never tuned.
+PRIMARY_K = 3
+KS = (1, 3)
+# Days of basket sessions needed before the first window whose rules are tested.
+MIN_HISTORY_DAYS = 7
+
+
+def policy_recommendations(rules: pd.DataFrame, items: pd.DataFrame,
+                           antecedents: pd.DataFrame, k: int,
+                           policy: Policy) -> pd.DataFrame:
+    """`cross_sell_recommendations` under a policy: at most `policy.max_rules` rules,
+    topped up with popular items only with `policy.top_up`."""
+    capped = rules[rules["rule_rank"] <= policy.max_rules]
+    if policy.top_up:
+        return cross_sell_recommendations(capped, items, antecedents, k)
+    keys = ["basket_level", "antecedent_id"]
+    return rule_recommendations(capped, k).merge(antecedents[keys].drop_duplicates(),
+                                                 on=keys)
+
+
+def session_hits(rules: pd.DataFrame, items: pd.DataFrame, baskets: pd.DataFrame,
+                 k: int, policy: Policy) -> pd.DataFrame:
+    """Per multi-item session x level of `baskets`: is_covered (the known item has a
+    rule), is_hit (the policy's k items) and is_hit_popularity (the k most popular
+    items), sorted by level and session."""
+    known = _known_items(baskets)
+    covered = (rule_recommendations(rules, 1)[["basket_level", "antecedent_id"]]
+               .drop_duplicates().assign(is_covered=True))
+    model = hit_rates(baskets, policy_recommendations(rules, items, known, k, policy), k)
+    popular = hit_rates(baskets, popularity_recommendations(items, known, k), k)
+    keys = ["session_id", "basket_level", "antecedent_id"]
+    both = (model[[*keys, "is_hit"]]
+            .merge(popular[[*keys, "is_hit"]].rename(columns={"is_hit": "is_hit_popularity"}),
+                   on=keys)
+            .merge(covered, on=["basket_level", "antecedent_id"], how="left"))
+    both["is_covered"] = both["is_covered"].notna()
+    return both.sort_values(["basket_level", "session_id"]).reset_index(drop=True)
+
+
+def choose_policy(rules: pd.DataFrame, items: pd.DataFrame, baskets: pd.DataFrame,
+                  policies: tuple[Policy, ...] = POLICIES,
+                  k: int = PRIMARY_K) -> tuple[Policy, list[float | None]]:
+    """The policy with the best product-level hit@k on the covered sessions of the
+    validation `baskets` (ties: the earlier one), and every policy's hit rate (None
+    without covered sessions, when the first policy is kept)."""
+    scores: list[float | None] = []
+    for policy in policies:
+        table = session_hits(rules, items, baskets, k, policy)
+        covered = table[(table["basket_level"] == LEVELS[0]) & table["is_covered"]]
+        scores.append(float(covered["is_hit"].mean()) if len(covered) else None)
+    if all(score is None for score in scores):
+        return policies[0], scores
+    best = max(range(len(policies)), key=lambda i: (scores[i] is not None,
+                                                    scores[i] or 0.0, -i))
+    return policies[best], scores
+
+
+def _rate_of(flags: np.ndarray):
+    flags = np.asarray(flags, dtype=float)
+
+    def statistic(rows: np.ndarray) -> float:
+        if rows.size == 0:
+            raise ValueError("no basket sessions")
+        return float(flags[rows].mean())
+    return statistic
+
+
+def window_metrics(rules: pd.DataFrame, items: pd.DataFrame, baskets: pd.DataFrame,
+                   policy: Policy, *, split: str, cutoff: date | None,
+                   n_samples: int = 200, seed: int = 0,
+                   ks: Iterable[int] = KS) -> tuple[list[Metric], dict[str, int]]:
+    """Hit rates of `policy` beside popularity on one window's baskets, with paired
+    bootstrap intervals over basket sessions (ml.evaluation.compare): per level and k,
+    `<level>_hit_rate_at_k` on the covered sessions (primary: product, k=PRIMARY_K),
+    `<level>_fallback_hit_rate_at_k` on every multi-item session, and
+    `<level>_rule_coverage`."""
+    metrics: list[Metric] = []
+    counts: dict[str, int] = {}
+    for k in ks:
+        table = session_hits(rules, items, baskets, k, policy)
+        for level in LEVELS:
+            sessions = table[table["basket_level"] == level]
+            covered = sessions[sessions["is_covered"]]
+            for name, rows in ((f"{level}_hit_rate_at_{k}", covered),
+                               (f"{level}_fallback_hit_rate_at_{k}", sessions)):
+                metrics += compare(
+                    name, _rate_of(rows["is_hit"].to_numpy()),
+                    {"popularity": _rate_of(rows["is_hit_popularity"].to_numpy())},
+                    Resampler(len(rows), n_samples=n_samples, seed=seed),
+                    is_primary=(level == LEVELS[0] and k == PRIMARY_K
+                                and name.startswith(f"{level}_hit_rate")),
+                    split=split, cutoff=cutoff)
+            if k == min(ks):
+                metrics += compare(f"{level}_rule_coverage",
+                                   _rate_of(sessions["is_covered"].to_numpy()), {},
+                                   Resampler(len(sessions), n_samples=n_samples, seed=seed),
+                                   split=split, cutoff=cutoff)
+                counts[f"{level}_multi_item_sessions"] = int(len(sessions))
+                counts[f"{level}_covered_sessions"] = int(len(covered))
+    return metrics, counts
+
+
+def _day(value: Any) -> date | None:
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).date()
+
+
+def _require_baskets(baskets: pd.DataFrame, what: str) -> None:
+    product = baskets[baskets["basket_level"] == LEVELS[0]]
+    if product.empty or (product.groupby("session_id").size() >= 2).sum() == 0:
+        raise InsufficientHistory(1, 0, f"multi-product basket sessions in {what}")
+
+
+def train_cross_sell(rules: pd.DataFrame, items: pd.DataFrame,
+                     validation_baskets: pd.DataFrame, *, train_window: tuple[date, date],
+                     validation_window: tuple[date, date], params: Mapping[str, Any],
+                     policies: tuple[Policy, ...] = POLICIES, n_samples: int = 200,
+                     seed: int = 0, min_history_days: int = MIN_HISTORY_DAYS,
+                     ) -> TrainingRun:
+    """The production run: the policy (top-up or not, how many rules) chosen on the
+    validation split (the last var cross_sell_test_days days of basket sessions) with
+    the rules mined before it (`rules`, `items`: mining window 'train'); the published
+    rules are then mined on every session. Metrics (split ``validation``) are the
+    chosen policy's on that split beside popularity, with intervals over sessions:
+    optimistic by the choice; the unbiased ones are `evaluate_cross_sell_rolling`'s.
+
+    Raises InsufficientHistory with fewer than `min_history_days` days of baskets
+    before the validation split, or no multi-product validation basket.
     """
     _require(items, (*ITEM_COLUMNS, "n_sessions"), "items")
-    ks = tuple(ks)
-    if primary_k not in ks:
-        raise ValueError(f"primary_k {primary_k} is not among ks {ks}")
-    table = evaluate_cross_sell(rules, items, test_baskets, ks)
-    product = table[table["basket_level"] == LEVELS[0]]
-    if product.empty or int(product["multi_item_sessions"].iloc[0]) == 0:
-        raise ValueError("no test session has two or more products in its basket: "
-                         "nothing to evaluate (check var cross_sell_test_days)")
-    metrics: list[Metric] = []
-    for row in table.itertuples(index=False):
-        level, k = row.basket_level, row.k
-        primary = level == LEVELS[0] and k == primary_k
-        metrics.append(Metric(f"{level}_hit_rate_at_{k}", row.rules_hit_rate,
-                              baseline=f"most popular {level}s, covered sessions",
-                              baseline_value=row.popularity_hit_rate,
-                              is_primary=primary))
-        metrics.append(Metric(f"{level}_fallback_hit_rate_at_{k}", row.fallback_hit_rate,
-                              baseline=f"most popular {level}s, all multi-item sessions",
-                              baseline_value=row.popularity_all_hit_rate))
-        if k == min(ks):
-            metrics.append(Metric(f"{level}_rule_coverage", row.coverage))
-            metrics.append(Metric(f"{level}_covered_sessions", float(row.covered_sessions)))
-            metrics.append(Metric(f"{level}_multi_item_sessions",
-                                  float(row.multi_item_sessions)))
+    start, end = (_day(d) for d in train_window)
+    v_start, v_end = (_day(d) for d in validation_window)
+    observed = (v_end - v_start).days if v_start and v_end else 0
+    validation_days = int(params.get("test_days") or observed)
+    have = ((end - start).days if start and end else 0) + observed
+    require_history(min_history_days + validation_days, have,
+                    unit="days of basket sessions",
+                    detail=f"{min_history_days} days to mine rules on, then the validation "
+                           f"split of {validation_days} days (var cross_sell_test_days)")
+    _require_baskets(validation_baskets, "the validation split")
+    policy, scores = choose_policy(rules, items, validation_baskets, policies)
+    metrics, counts = window_metrics(rules, items, validation_baskets, policy,
+                                     split="validation", cutoff=v_start,
+                                     n_samples=n_samples, seed=seed)
     n_rules = rules.groupby("basket_level").size().to_dict() if len(rules) else {}
-    n_train = int(items["n_sessions"].max()) if len(items) else 0
     return TrainingRun(
         model_name="cross_sell",
-        train_window=Window(*train_window),
-        label_window=Window(*test_window),
-        n_train=n_train,
-        n_test=int(product["multi_item_sessions"].iloc[0]),
-        params={**dict(params), "ks": list(ks), "primary_k": primary_k,
+        train_window=Window(start, end), label_window=Window(v_start, v_end),
+        n_train=int(items["n_sessions"].max()) if len(items) else 0,
+        n_test=counts[f"{LEVELS[0]}_multi_item_sessions"],
+        params={**dict(params), **asdict(policy), "ks": list(KS), "primary_k": PRIMARY_K,
+                "chosen_on": "validation split",
+                "policies": [{**asdict(p), f"validation_hit_rate_at_{PRIMARY_K}": s}
+                             for p, s in zip(policies, scores)],
+                **counts,
                 "n_rules": {level: int(n_rules.get(level, 0)) for level in LEVELS}},
-        metrics=metrics,
+        metrics=metrics, run_kind="production",
+    )
+
+
+def evaluate_cross_sell_rolling(windows: pd.DataFrame, rules: pd.DataFrame,
+                                items: pd.DataFrame, baskets: pd.DataFrame,
+                                params: Mapping[str, Any],
+                                policies: tuple[Policy, ...] = POLICIES,
+                                n_samples: int = 200, seed: int = 0,
+                                min_history_days: int = MIN_HISTORY_DAYS) -> TrainingRun:
+    """The rolling-origin evaluation (int_cross_sell_evaluation_* frames): the policy
+    chosen once on the `validation` window with the rules mined before it, as
+    production does, then each test window `test_<i>` judged with the rules mined
+    strictly before its start (mining windows of the same names), beside popularity,
+    with intervals over basket sessions (split ``test``, cutoff = the window's start).
+    `baskets`: the non-oversized basket rows with session_date."""
+    if windows.empty:
+        raise InsufficientHistory(min_history_days, 0, "days of basket sessions")
+    windows = windows.assign(
+        start_date=pd.to_datetime(windows["start_date"]).dt.date,
+        end_date=pd.to_datetime(windows["end_date"]).dt.date,
+        first_date=pd.to_datetime(windows["first_date"]).dt.date).set_index("mining_window")
+    validation = windows.loc["validation"]
+    last_end = windows["end_date"].max()
+    require_history(min_history_days + (last_end - validation["start_date"]).days,
+                    (last_end - validation["first_date"]).days,
+                    unit="days of basket sessions",
+                    detail=f"{min_history_days} days to mine rules on, then the validation "
+                           f"window and {len(windows) - 1} test windows")
+    day = pd.to_datetime(baskets["session_date"]).dt.date
+
+    def in_window(name: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        row = windows.loc[name]
+        chosen = baskets[(day >= row["start_date"]) & (day < row["end_date"])]
+        return (rules[rules["mining_window"] == name], items[items["mining_window"] == name],
+                chosen)
+
+    v_rules, v_items, v_baskets = in_window("validation")
+    _require_baskets(v_baskets, "the validation window")
+    policy, scores = choose_policy(v_rules, v_items, v_baskets, policies)
+    metrics: list[Metric] = []
+    per_window = []
+    tests = sorted((name for name in windows.index if name.startswith("test_")),
+                   key=lambda name: windows.loc[name, "start_date"])
+    for i, name in enumerate(tests, start=1):
+        t_rules, t_items, t_baskets = in_window(name)
+        found, counts = window_metrics(t_rules, t_items, t_baskets, policy, split="test",
+                                       cutoff=windows.loc[name, "start_date"],
+                                       n_samples=n_samples, seed=seed + i)
+        metrics += found
+        per_window.append({"window": name,
+                           "start": windows.loc[name, "start_date"].isoformat(),
+                           "end": windows.loc[name, "end_date"].isoformat(), **counts})
+    first_test = windows.loc[tests[0]]
+    return TrainingRun(
+        model_name="cross_sell",
+        train_window=Window(validation["first_date"], first_test["start_date"]),
+        label_window=Window(first_test["start_date"], windows.loc[tests[-1], "end_date"]),
+        n_train=int(items.loc[items["mining_window"] == tests[0], "n_sessions"].max())
+        if len(items) else 0,
+        n_test=int(sum(w[f"{LEVELS[0]}_multi_item_sessions"] for w in per_window)),
+        params={**dict(params), **asdict(policy), "ks": list(KS), "primary_k": PRIMARY_K,
+                "validation_window": [validation["start_date"].isoformat(),
+                                      validation["end_date"].isoformat()],
+                "policies": [{**asdict(p), f"validation_hit_rate_at_{PRIMARY_K}": s}
+                             for p, s in zip(policies, scores)],
+                "windows": per_window},
+        metrics=metrics, run_kind="evaluation",
     )

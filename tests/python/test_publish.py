@@ -373,8 +373,10 @@ def test_pseudonymised_user_ids_still_join_across_tables(project) -> None:
 # --- the project's own build (synth_warehouse) -------------------------------------------
 
 def training_models() -> set[str]:
-    return set(yaml.safe_load((REPO / "dbt_project.yml").read_text())["vars"]
-               ["ml_training_models"])
+    """The registry's inputs: the training and the evaluation models."""
+    variables = yaml.safe_load((REPO / "dbt_project.yml").read_text())["vars"]
+    return (set(variables["ml_training_models"])
+            | set(variables.get("ml_evaluation_models") or []))
 
 
 def checksum_sql(database: str, table: str, columns: list[str]) -> str:

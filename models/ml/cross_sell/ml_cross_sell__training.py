@@ -1,9 +1,11 @@
-"""Cross-sell training run: rules mined in SQL on the train split, tested on the later
-test split beside popularity.
+"""Cross-sell production run: the slot policy (top-up with popular items or not, how
+many rules) chosen on the validation split with rules mined before it, beside
+popularity; or a skipped run on too short a history.
 
 Thin wrapper over ml.cross_sell.train_cross_sell; returns the one-row registry record.
 """
 from ml.cross_sell import train_cross_sell
+from ml.evaluation import as_flag, train_or_skip
 from ml.relations import to_frame
 
 
@@ -12,13 +14,14 @@ def model(dbt, session):
     rules = dbt.ref("int_cross_sell_rules_mined").filter("mining_window = 'train'").df()
     items = dbt.ref("int_cross_sell_items_counted").filter("mining_window = 'train'").df()
     baskets = dbt.ref("int_cross_sell_baskets")
-    test_baskets = to_frame(baskets.filter(
+    validation_baskets = to_frame(baskets.filter(
         "split = 'test' and not is_oversized and basket_items >= 2"
     ))
-    test_dates = baskets.filter("split = 'test'").aggregate(
-        "min(session_date) as first_date, max(session_date) + 1 as end_date"
+    dates = baskets.aggregate(
+        "min(session_date) as first_date,"
+        " min(session_date) filter (where split = 'test') as validation_start,"
+        " max(session_date) + 1 as end_date"
     ).df()
-    train_dates = items.loc[:, ["window_start_date", "window_end_date"]]
     params = {
         "min_support": float(dbt.config.get("min_support")),
         "min_pair_sessions": int(dbt.config.get("min_pair_sessions")),
@@ -26,13 +29,13 @@ def model(dbt, session):
         "max_basket_products": int(dbt.config.get("max_basket_products")),
         "test_days": int(dbt.config.get("test_days")),
     }
-    run = train_cross_sell(
-        rules,
-        items,
-        test_baskets,
-        train_window=(train_dates["window_start_date"].min(),
-                      train_dates["window_end_date"].max()),
-        test_window=(test_dates["first_date"].iloc[0], test_dates["end_date"].iloc[0]),
-        params=params,
-    )
+    n_samples = int(dbt.config.get("ml_bootstrap_samples"))
+    seed = int(dbt.config.get("ml_seed"))
+    strict = as_flag(dbt.config.get("ml_strict"))
+    first, start, end = (dates[c].iloc[0] for c in ("first_date", "validation_start",
+                                                    "end_date"))
+    run = train_or_skip("cross_sell", lambda: train_cross_sell(
+        rules, items, validation_baskets, train_window=(first, start),
+        validation_window=(start, end), params=params, n_samples=n_samples, seed=seed,
+    ), strict=strict)
     return run.to_frame()

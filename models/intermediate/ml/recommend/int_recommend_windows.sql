@@ -1,11 +1,11 @@
 {{ config(materialized='table') }}
 
--- The recommender's time windows, one row (docs block recommend_windows).
--- Evaluation trains on the days before cutoff_date and tests on the
--- interactions of cutoff_date itself; the blend is chosen the same way one
--- day earlier, on validation_date; production uses every day and
--- recommends to the users active in the last var recs_active_days days.
-{%- set cutoff = var('recs_cutoff_date') %}
+-- The recommender's production windows, one row (docs block
+-- recommend_windows). The blend is chosen on validation_date, the last event
+-- date (the latest complete day: its interactions are the labels, the days
+-- before it the inputs); production then uses every day and recommends to
+-- the users active in the last var recs_active_days days. The test cutoffs
+-- of the rolling-origin evaluation are in int_recommend_evaluation_windows.
 {%- set active_days = var('recs_active_days') | int %}
 with events as (
 
@@ -22,36 +22,19 @@ bounds as (
 
 ),
 
-cutoffs as (
-
-    select
-        first_event_date,
-        last_event_date,
-        {% if cutoff is none -%}
-            cast({{ dbt.dateadd('day', -1, 'last_event_date') }} as date)
-        {%- else -%}
-            cast('{{ cutoff }}' as date)
-        {%- endif %} as cutoff_date
-    from bounds
-
-),
-
 final as (
 
     select
         first_event_date,
         last_event_date,
-        cutoff_date,
-        cast(
-            {{ dbt.dateadd('day', -1, 'cutoff_date') }} as date
-        ) as validation_date,
+        last_event_date as validation_date,
         cast(
             {{ dbt.dateadd('day', 1 - active_days, 'last_event_date') }}
             as date
         ) as active_start_date,
         cast({{ dbt.dateadd('day', 1, 'last_event_date') }} as date)
             as as_of_date
-    from cutoffs
+    from bounds
 
 )
 
