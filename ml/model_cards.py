@@ -48,17 +48,17 @@ order by importance_rank
 """
 
 DRIFT_SQL = """
-select task, feature, psi, mean_reference, mean_current, is_drifted
+select task_name as task, feature, psi, mean_reference, mean_current, is_drifted
 from ml_feature_drift
 where run_id = ?
-order by psi desc nulls last, task, feature
+order by psi desc nulls last, task_name, feature
 """
 
 CALIBRATION_SQL = """
-select task, cutoff, stage, bin, n_rows, mean_predicted, observed_rate
+select task_name as task, cutoff, stage, bin, n_rows, mean_predicted, observed_rate
 from ml_model_calibration
 where run_id = ?
-order by task, cutoff, stage, bin
+order by task_name, cutoff, stage, bin
 """
 
 

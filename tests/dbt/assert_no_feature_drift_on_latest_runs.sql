@@ -31,7 +31,7 @@ final as (
 
     select
         drift.model_name,
-        drift.task,
+        drift.task_name,
         drift.feature,
         drift.psi,
         drift.mean_reference,

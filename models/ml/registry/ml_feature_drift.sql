@@ -1,6 +1,6 @@
 {{ config(
     materialized='incremental',
-    unique_key=['run_id', 'task', 'feature'],
+    unique_key=['run_id', 'task_name', 'feature'],
     on_schema_change='append_new_columns',
 ) }}
 
@@ -35,7 +35,7 @@ final as (
     select
         run_id,
         model_name,
-        coalesce(task, model_name) as task,
+        coalesce(task, model_name) as task_name,
         feature,
         psi,
         n_reference,

@@ -1,6 +1,6 @@
 {{ config(
     materialized='incremental',
-    unique_key=['run_id', 'task', 'cutoff', 'stage', 'bin'],
+    unique_key=['run_id', 'task_name', 'cutoff', 'stage', 'bin'],
     on_schema_change='append_new_columns',
 ) }}
 
@@ -37,7 +37,7 @@ final as (
         run_id,
         model_name,
         run_kind,
-        coalesce(task, model_name) as task,
+        coalesce(task, model_name) as task_name,
         cutoff,
         stage,
         bin,
