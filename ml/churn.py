@@ -435,7 +435,8 @@ def train_churn(snapshots: pd.DataFrame, seed: int, n_bootstrap: int = 200,
     quiet = bgnbd_no_purchase_baseline(validation, choice.penalizer)
     baselines = {"recency_rule": recency_baseline(train, validation),
                  "bgnbd_p_no_purchase": (quiet, quiet)}
-    resampler = Resampler(len(validation), n_samples=n_bootstrap, seed=seed)
+    resampler = Resampler(len(validation), n_samples=n_bootstrap, seed=seed,
+                          keys=validation["user_id"].to_numpy())
     metrics = _compare_churn(y, choice.validation_raw,
                              {"_uncalibrated": choice.validation_raw}, baselines,
                              resampler, "validation", origin.validation)
@@ -492,7 +493,8 @@ def evaluate_churn(snapshots: pd.DataFrame, seed: int, step_days: int, n_cutoffs
         quiet = bgnbd_no_purchase_baseline(test, choice.penalizer)
         baselines = {"recency_rule": recency_baseline(validation, test),
                      "bgnbd_p_no_purchase": (quiet, quiet)}
-        resampler = Resampler(len(test), n_samples=n_bootstrap, seed=seed + i)
+        resampler = Resampler(len(test), n_samples=n_bootstrap, seed=seed + i,
+                              keys=test["user_id"].to_numpy())
         metrics += _compare_churn(y, raw, {"": calibrated, "_uncalibrated": raw},
                                   baselines, resampler, "test", origin.test)
         for stage, probability in (("uncalibrated", raw), ("calibrated", calibrated)):

@@ -186,14 +186,22 @@ class Resampler:
     rows in time order).
 
     All resamples are drawn up front from one seed, so the model and every baseline are
-    judged on exactly the same resamples.
+    judged on exactly the same resamples. Warehouse reads return rows in no fixed order:
+    pass the rows' unit ids as `keys` (or `clusters`) and the resamples draw the same
+    units whatever the order, so the same data give the same intervals.
     """
 
     def __init__(self, n_rows: int, n_samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
                  clusters: Sequence | np.ndarray | None = None,
-                 block_length: int | None = None) -> None:
+                 block_length: int | None = None,
+                 keys: Sequence | np.ndarray | None = None) -> None:
         if clusters is not None and block_length is not None:
             raise ValueError("resample by clusters or by blocks, not both")
+        if keys is not None and clusters is None:
+            keys = np.asarray(keys)
+            if len(np.unique(keys.astype(str) if keys.dtype == object else keys)) != len(keys):
+                raise ValueError("keys must be unique per row; use clusters for groups")
+            clusters = keys
         self.n_rows = int(n_rows)
         self.n_samples = int(n_samples)
         rng = np.random.default_rng(seed)

@@ -516,7 +516,8 @@ def train_fraud(features: pd.DataFrame, actors: pd.DataFrame | None,
     model = fit_fraud_model(features, thresholds, seed, n_estimators, max_fit_rows)
     scores = score_users(model, features)
     has_truth = _has_truth(actors, features)
-    resampler = Resampler(len(scores), n_samples=n_bootstrap, seed=seed)
+    resampler = Resampler(len(scores), n_samples=n_bootstrap, seed=seed,
+                          keys=scores["user_id"].to_numpy())
     metrics = _in_warehouse_metrics(scores, features, not has_truth, resampler)
     if has_truth:
         metrics += _planted_metrics(scores, features, actors, resampler)
@@ -605,7 +606,8 @@ def evaluate_fraud(sessions: pd.DataFrame, actors: pd.DataFrame | None,
         model = fit_fraud_model(before, thresholds, seed, n_estimators, max_fit_rows)
         scores = score_users(model, window)
         truth = _has_truth(actors, window)
-        resampler = Resampler(len(scores), n_samples=n_bootstrap, seed=seed)
+        resampler = Resampler(len(scores), n_samples=n_bootstrap, seed=seed,
+                              keys=scores["user_id"].to_numpy())
         metrics += _in_warehouse_metrics(scores, window, not truth, resampler, "test",
                                          cutoff)
         if truth:

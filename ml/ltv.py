@@ -386,7 +386,8 @@ def train_ltv(snapshots: pd.DataFrame, seed: int, n_bootstrap: int = 200,
     choice = fit_clv_procedure(train, validation, seed, params)
     actual = validation["label_spend"].to_numpy(dtype=float)
     baselines = spend_baselines(validation)
-    resampler = Resampler(len(validation), n_samples=n_bootstrap, seed=seed)
+    resampler = Resampler(len(validation), n_samples=n_bootstrap, seed=seed,
+                          keys=validation["user_id"].to_numpy())
     label_window = Window(origin.validation, plus_days(origin.validation, horizon))
     common = {"horizon_days": horizon, "validation_date": str(origin.validation),
               "seed": seed, "baselines": list(BASELINES),
@@ -450,7 +451,8 @@ def evaluate_ltv(snapshots: pd.DataFrame, seed: int, step_days: int, n_cutoffs: 
         }
         actual = test["label_spend"].to_numpy(dtype=float)
         baselines = spend_baselines(test)
-        resampler = Resampler(len(test), n_samples=n_bootstrap, seed=seed + i)
+        resampler = Resampler(len(test), n_samples=n_bootstrap, seed=seed + i,
+                              keys=test["user_id"].to_numpy())
         for name in MODEL_NAMES:
             metrics[name] += _compare_spend(actual, predictions[name], baselines,
                                             resampler, "test", origin.test)

@@ -294,7 +294,8 @@ def _train_clusters(snapshots: pd.DataFrame, seed: int, k_range: tuple[int, int]
                           max_fit_rows=max_fit_rows)
     spend = test["label_spend"].astype(float).to_numpy()
     segments = test["rfm_segment"].fillna("unmapped").to_numpy()
-    resampler = Resampler(len(test), n_samples=n_samples, seed=seed)
+    resampler = Resampler(len(test), n_samples=n_samples, seed=seed,
+                          keys=test["user_id"].to_numpy())
     metrics = separation_metrics(spend, fitted["labels"], segments, resampler,
                                  "validation")
     x, _, _ = transform(test, fitted["mean"], fitted["sd"])

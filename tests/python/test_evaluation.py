@@ -186,3 +186,17 @@ def test_train_or_skip_records_the_shortage_unless_strict() -> None:
     with pytest.raises(RuntimeError, match="ml_strict"):
         train_or_skip("churn", too_short, strict=True)
     assert as_flag("True") and as_flag("true") and not as_flag("False") and not as_flag(0)
+
+
+def test_keyed_resamples_do_not_depend_on_row_order() -> None:
+    rng = np.random.default_rng(4)
+    ids = np.arange(500) * 7
+    y = rng.integers(0, 2, 500)
+    p = y + rng.normal(0, 1, 500)
+    shuffled = rng.permutation(500)
+    [first] = compare("roc_auc", _auc(y, p), {}, Resampler(500, seed=1, keys=ids))
+    [second] = compare("roc_auc", _auc(y[shuffled], p[shuffled]), {},
+                       Resampler(500, seed=1, keys=ids[shuffled]))
+    assert (first.ci_low, first.ci_high) == pytest.approx((second.ci_low, second.ci_high))
+    with pytest.raises(ValueError, match="unique"):
+        Resampler(3, keys=[1, 1, 2])

@@ -525,7 +525,7 @@ def test_both_models_beat_the_rule_and_are_calibrated_at_every_cutoff(
     assert all(rule_auc[("purchase_propensity_session", c)] > 0.55 for c in cutoffs)
     # reliability tables per task, cutoff and stage; bins count every test row
     stages = query(database, """
-        select task, cutoff, stage, sum(n_rows)
+        select task_name, cutoff, stage, sum(n_rows)
         from ml_model_calibration
         where model_name like 'purchase_propensity_%' and cutoff is not null
         group by all""")
@@ -543,7 +543,7 @@ def test_both_models_beat_the_rule_and_are_calibrated_at_every_cutoff(
     assert len(flags) == 2
     assert all(flag is False and bounded and fewer for _, _, flag, bounded, fewer in flags)
     drift = query(database, """
-        select task, count(*) from ml_feature_drift
+        select task_name, count(*) from ml_feature_drift
         where model_name like 'purchase_propensity_%' group by 1""")
     assert dict(drift) == {task: len(spec["numeric"]) for task, spec in TASKS.items()}
 
