@@ -202,26 +202,35 @@ order by 1, 4, 5, 9
 
 
 def summary_table(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The primary metric of every model's latest evaluation, per test cutoff, beside
-    each baseline with 95% intervals and the verdict (the README's model table)."""
+    """The primary metric of every model's latest evaluation: the model's value and 95%
+    interval at each test cutoff (oldest first), and each baseline's values with the
+    verdict at each cutoff (the README's model table)."""
     relation = con.sql(SUMMARY_SQL)
     names = relation.columns
-    rows = []
+    grouped: dict[tuple, dict[Any, list[dict[str, Any]]]] = {}
     for values in relation.fetchall():
         r = dict(zip(names, values))
-        if r["status"] != "trained":
-            rows.append([r["model_name"], "", "", f"skipped: {r['status_reason']}", "", "",
-                         ""])
+        grouped.setdefault((r["model_name"], r["metric"]), {}).setdefault(
+            r["baseline"], []).append(r)
+    rows = []
+    for (model, metric), baselines in grouped.items():
+        cutoffs = next(iter(baselines.values()))
+        first = cutoffs[0]
+        if first["status"] != "trained":
+            rows.append([model, "", f"skipped: {first['status_reason']}", ""])
             continue
-        value = (_fmt(r["value"]) + _interval(r["ci_low"], r["ci_high"])
-                 if r["value"] is not None else f"NULL ({r['undefined_reason']})")
-        diff = ("" if r["diff_ci_low"] is None else
-                _interval(r["diff_ci_low"], r["diff_ci_high"]).strip())
-        rows.append([r["model_name"], r["metric"] or "", str(r["cutoff"] or ""), value,
-                     f"{r['baseline']} {_fmt(r['baseline_value'])}" if r["baseline"]
-                     else "", diff, r["verdict"] or ""])
-    return _table(["model", "primary metric", "test cutoff", "model [95% CI]", "baseline",
-                   "difference [95% CI]", "verdict"], rows)
+        value = " · ".join(
+            _fmt(r["value"]) + _interval(r["ci_low"], r["ci_high"])
+            if r["value"] is not None else "NULL" for r in cutoffs)
+        where = ("pooled" if first["cutoff"] is None
+                 else f"{cutoffs[0]['cutoff']:%m-%d} … {cutoffs[-1]['cutoff']:%m-%d}")
+        against = "<br>".join(
+            f"{name}: " + " · ".join(_fmt(r["baseline_value"]) for r in rs)
+            + " (" + ", ".join(r["verdict"] or "—" for r in rs) + ")"
+            for name, rs in baselines.items() if name is not None)
+        rows.append([model, f"{metric} ({where})", value, against])
+    return _table(["model", "primary metric (test cutoffs)", "model [95% CI] per cutoff",
+                   "baselines per cutoff (verdict)"], rows)
 
 
 def write_cards(database: Path, manifest_path: Path, out: Path) -> list[Path]:

@@ -81,6 +81,7 @@ with latest as (
         partition by model_name, run_kind order by trained_at desc) = 1
 ),
 last_cutoff as (
+    -- a model whose primary metric pools its cutoffs (the forecast) has cutoff NULL
     select run_id, max(cutoff) as cutoff
     from ml_model_metrics
     where is_primary and split = 'test'
@@ -107,7 +108,7 @@ left join ml_model_metrics as metrics
     on evaluation.run_id = metrics.run_id
     and metrics.is_primary
     and metrics.split = 'test'
-    and metrics.cutoff = last_cutoff.cutoff
+    and metrics.cutoff is not distinct from last_cutoff.cutoff
 where production.run_kind = 'production'
 order by 1, 4, 7
 """
@@ -182,10 +183,12 @@ def format_models(rows: list[tuple]) -> list[str]:
             lines.append(f"    {name:<{width}} no evaluation yet (make evaluate)"
                          + (f": {reason}" if reason else ""))
         elif value is None or baseline_value is None:
-            lines.append(f"    {name:<{width}} {metric} at {cutoff}: undefined")
+            lines.append(f"    {name:<{width}} {metric} at {cutoff or 'all cutoffs'}: "
+                         "undefined")
         else:
             interval = "" if low is None else f" [{low:+.3f}, {high:+.3f}]"
-            lines.append(f"    {name:<{width}} {metric} at {cutoff}: {value:.3f} vs "
+            lines.append(f"    {name:<{width}} {metric} at {cutoff or 'all cutoffs'}: "
+                         f"{value:.3f} vs "
                          f"{baseline} {baseline_value:.3f}{interval} {verdict or ''}"
                          .rstrip())
     return lines
