@@ -14,6 +14,8 @@ used):
   value"). The value of each transaction is Gamma(shape p, rate nu) with nu ~ Gamma(shape q,
   rate gamma) across customers, independent of the transaction process. The mean spend per
   transaction in the population is p * gamma / (q - 1) (finite only when q > 1).
+- NBD (Ehrenberg 1959), the fallback of a degenerate BG/NBD fit: the same gamma mixture
+  of Poisson purchase rates without dropout.
 
 Inputs follow the literature's units, per customer:
 
@@ -40,8 +42,9 @@ from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 __all__ = [
     "BGNBD_KEYS", "GAMMA_GAMMA_KEYS", "SCORE_COLUMNS",
     "bgnbd_expected_purchases", "bgnbd_expected_purchases_new_customer",
-    "bgnbd_log_likelihood", "bgnbd_p_alive", "bgnbd_p_no_purchase",
-    "customer_lifetime_value", "fit_bgnbd",
+    "BOUNDARY_SHAPE", "bgnbd_log_likelihood", "bgnbd_p_alive", "bgnbd_p_no_purchase",
+    "customer_lifetime_value", "empirical_expected_spend", "fit_bgnbd", "fit_nbd",
+    "nbd_expected_purchases", "nbd_p_no_purchase",
     "fit_gamma_gamma", "gamma_gamma_expected_spend", "gamma_gamma_log_likelihood",
     "score_customers",
 ]
@@ -57,6 +60,13 @@ _LOG_BOUND = 30.0
 # a + b = 1; within this distance of one the value is interpolated linearly from both sides
 # (the error of the interpolation is O(1e-12), that of evaluating 1e-6 away about 1e-10).
 _NEAR_SINGULAR = 1e-6
+# The BG/NBD penalty, penalizer * ((ln r)^2 + (ln a)^2 + (ln b)^2), shrinks the three
+# unitless shapes towards 1 and leaves the scale alpha (a time) free; see `fit_bgnbd`.
+_BGNBD_PENALISED = np.array([1.0, 0.0, 1.0, 1.0])
+# A Beta(a, b) dropout distribution with a or b above this is a point mass to within a
+# hundredth of its mean: the fit has run to the boundary a, b -> infinity (heterogeneity
+# in dropout is not identified, and the conditional expectation loses its precision).
+BOUNDARY_SHAPE = 1e4
 
 
 # --------------------------------------------------------------------------- validation
@@ -244,7 +254,8 @@ def _bgnbd_data(x: np.ndarray, t_x: np.ndarray, age: np.ndarray) -> _BgnbdData:
 
 def _bgnbd_objective(log_params: np.ndarray, data: _BgnbdData,
                      penalizer: float) -> tuple[float, np.ndarray]:
-    """Mean negative log-likelihood (+ L2 penalty) and its gradient in log-parameters.
+    """Mean negative log-likelihood (+ the penalty on ln r, ln a, ln b) and its gradient
+    in log-parameters.
 
     x = 0 rows: L = (alpha / (alpha + T))^r. x > 0 rows: with d = ln A3 - ln A2,
     ln L = ln A1 + ln A2 + softplus(d), and the weight of the "dropped out after t_x"
@@ -291,9 +302,10 @@ def _bgnbd_objective(log_params: np.ndarray, data: _BgnbdData,
         g_a = np.dot(per_x, d_a2) + np.dot(per_x3, d_a3 - d_a2)
         g_b = np.dot(per_x, d_b2) + np.dot(per_x3, d_b3 - d_b2)
     values = np.array([r, alpha, a, b])
-    nll = -ll_sum / data.total + penalizer * np.sum(values ** 2)
+    shrunk = log_params * _BGNBD_PENALISED
+    nll = -ll_sum / data.total + penalizer * np.sum(shrunk ** 2)
     grad = np.array([g_r, g_alpha, g_a, g_b]) / data.total
-    return float(nll), -grad * values + 2.0 * penalizer * values ** 2
+    return float(nll), -grad * values + 2.0 * penalizer * shrunk
 
 
 def _minimise(objective: Callable[..., tuple[float, np.ndarray]], start: np.ndarray,
@@ -353,9 +365,9 @@ def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike,
         frequency: repeat transactions per customer (x), whole numbers >= 0.
         recency: time of the last repeat transaction since the first (t_x), 0 if x = 0.
         T: age since the first transaction, same unit as recency, T >= recency.
-        penalizer: L2 penalty coefficient added to the *mean* negative log-likelihood as
-            penalizer * (r^2 + alpha^2 + a^2 + b^2) (the convention of `lifetimes`);
-            0 gives the plain MLE.
+        penalizer: weight of the penalty penalizer * ((ln r)^2 + (ln a)^2 + (ln b)^2)
+            added to the *mean* negative log-likelihood (alpha is not penalised); 0 gives
+            the plain MLE. It does not depend on the time unit (see Notes).
 
     Returns:
         dict with the estimates ``r``, ``alpha`` (in the time unit of T), ``a``, ``b`` and
@@ -368,6 +380,24 @@ def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike,
     Raises:
         ValueError: invalid inputs (see the module docstring), no customers, or no repeat
             transaction at all (the MLE is then degenerate).
+
+    Notes:
+        The penalty. Measuring time in a unit c times smaller (weeks -> days: c = 7)
+        multiplies recency and T by c; the likelihood of (r, c alpha, a, b) on the new
+        data is that of (r, alpha, a, b) on the old times c^(-sum x), a constant. So the
+        MLE moves with the unit exactly (alpha -> c alpha, r, a, b unchanged), and a
+        penalised fit does too if and only if the penalty is a function of r, a, b and
+        alpha / (a time of the data). The former L2 penalty on (r, alpha, a, b) was not:
+        on CDNOW in days a weight of 0.001 pulled alpha from 30.9 to 5.5 days and r from
+        0.243 to 0.127, while in weeks it barely moved. Here: (ln theta)^2 on the
+        unitless shapes r, a, b, a log-normal prior centred at 1 (the estimate is a
+        posterior mode), which grows without bound at both ends of each shape (a, b ->
+        infinity is the no-dropout boundary of a short window, r -> infinity the
+        homogeneous-Poisson one) and treats a factor of 10 up or down alike. The scale
+        alpha is left free: given r it is pinned by the observed purchase rate (the mean
+        rate is r / alpha), so it is finite whenever someone repeats; a penalty on
+        ln(alpha / s) would need a time scale s of the data (the mean T, say) and would
+        pull the mean purchase rate towards 1 / s, biasing every expected count.
     """
     x, t_x, age = _validate_rft(frequency, recency, T)
     x, t_x, age = x.ravel(), t_x.ravel(), age.ravel()
@@ -391,17 +421,38 @@ def fit_bgnbd(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike,
                + np.sum(data.weight * _bgnbd_ll_terms(r, alpha, a, b, data.x, data.t_x,
                                                       data.age)))
     gradient_norm = float(np.max(np.abs(gradient)))
+    converged = bool((success or gradient_norm < 1e-6) and gradient_norm < 1e-4)
     return {
         "r": float(r), "alpha": float(alpha), "a": float(a), "b": float(b),
         "log_likelihood": ll,
         "n_customers": int(x.size),
         "n_distinct": int(data.age_zero.size + data.x.size),
-        "converged": (success or gradient_norm < 1e-6) and gradient_norm < 1e-4,
+        "n_repeat_customers": int(np.sum(x > 0)),
+        "penalizer": float(penalizer),
+        "converged": converged,
         "iterations": iterations,
         "gradient_norm": gradient_norm,
         "standard_errors": _standard_errors(_bgnbd_objective, log_params, args, data.total,
                                             BGNBD_KEYS),
+        "fit_status": _bgnbd_status(log_params, converged),
     }
+
+
+def _bgnbd_status(log_params: np.ndarray, converged: bool) -> str:
+    """"ok", or "degenerate: <why>" for a fit on a boundary or one that did not converge
+    (see BOUNDARY_SHAPE)."""
+    problems = []
+    r, alpha, a, b = np.exp(log_params)
+    for key, value in (("a", a), ("b", b)):
+        if value > BOUNDARY_SHAPE:
+            problems.append(f"{key} = {value:.3g} > {BOUNDARY_SHAPE:g} (boundary "
+                            f"{key} -> infinity)")
+    for key, log_value in zip(BGNBD_KEYS, log_params):
+        if key not in ("a", "b") and abs(log_value) > _LOG_BOUND - 1:
+            problems.append(f"{key} = {np.exp(log_value):.3g} at the optimiser's bound")
+    if not converged:
+        problems.append("the optimiser did not converge")
+    return "ok" if not problems else "degenerate: " + "; ".join(problems)
 
 
 def bgnbd_p_alive(params: Mapping[str, float], frequency: ArrayLike, recency: ArrayLike,
@@ -560,6 +611,90 @@ def bgnbd_expected_purchases_new_customer(params: Mapping[str, float],
     return _scalar_or_array(_expected_purchases(r, alpha, a, b, horizon, zeros, zeros, zeros))
 
 
+# --------------------------------------------------------------------------- NBD fallback
+
+def _nbd_objective(log_params: np.ndarray, x_levels: tuple[np.ndarray, np.ndarray],
+                   weight: np.ndarray, total: float,
+                   penalizer: float) -> tuple[float, np.ndarray]:
+    """Mean negative NBD log-likelihood (+ penalizer (ln r)^2) and its gradient in
+    (ln r, ln alpha). Per customer, up to a constant: ln Gamma(r + x) - ln Gamma(r)
+    + r ln alpha - (r + x) ln(alpha + T)."""
+    r, alpha = np.exp(log_params)
+    x, age = x_levels
+    log_at = np.log(alpha + age)
+    ll = np.sum(weight * (gammaln(r + x) - gammaln(r) + r * np.log(alpha) - (r + x) * log_at))
+    g_r = np.sum(weight * (digamma(r + x) - digamma(r) + np.log(alpha) - log_at))
+    g_alpha = np.sum(weight * (r / alpha - (r + x) / (alpha + age)))
+    nll = -ll / total + penalizer * log_params[0] ** 2
+    grad = -np.array([g_r * r, g_alpha * alpha]) / total
+    grad[0] += 2.0 * penalizer * log_params[0]
+    return float(nll), grad
+
+
+def fit_nbd(frequency: ArrayLike, T: ArrayLike,
+            penalizer: float = 0.0) -> dict[str, float | int | bool | str]:
+    """The NBD (Ehrenberg 1959): BG/NBD without dropout, the documented fallback of a
+    degenerate BG/NBD fit.
+
+    Each customer buys as a Poisson process with rate lambda ~ Gamma(r, rate alpha) and
+    never drops out; x repeat transactions in an age T. Maximum likelihood in
+    (ln r, ln alpha) with the penalty penalizer * (ln r)^2 (alpha, a time, is free, as
+    in `fit_bgnbd`). With no repeat transaction at all the estimate runs to alpha at the
+    optimiser's bound (a purchase rate of about 0), which is the honest answer: the
+    expected count is then ~0 for everyone and P(no purchase) ~1.
+
+    Returns:
+        dict with ``model`` = "nbd", ``r``, ``alpha`` (time unit of T),
+        ``log_likelihood`` (up to the constant sum ln(T^x / x!)), ``converged``,
+        ``gradient_norm``, ``n_customers``.
+    """
+    x = _validate_frequency(frequency).ravel()
+    age = _as_float_array(T, "T").ravel()
+    if x.size != age.size:
+        raise ValueError("frequency and T must have the same length")
+    if x.size == 0:
+        raise ValueError("fit_nbd needs at least one customer")
+    if not (np.all(np.isfinite(age)) and np.all(age >= 0)):
+        raise ValueError("T must be finite and >= 0")
+    if not (np.isfinite(penalizer) and penalizer >= 0):
+        raise ValueError(f"penalizer must be finite and >= 0, got {penalizer}")
+    (xu, ageu), counts = _aggregate(x, age)
+    total = float(counts.sum())
+    rate = max(x.sum(), 1e-3) / max(age.sum(), np.finfo(float).tiny)
+    start = np.clip(np.log(np.array([1.0, 1.0 / rate])), -_LOG_BOUND + 1, _LOG_BOUND - 1)
+    args = ((xu, ageu), counts, total, float(penalizer))
+    log_params, success, _ = _minimise(_nbd_objective, start, args)
+    value, gradient = _nbd_objective(log_params, *args)
+    gradient_norm = float(np.max(np.abs(gradient)))
+    r, alpha = np.exp(log_params)
+    return {"model": "nbd", "r": float(r), "alpha": float(alpha),
+            "log_likelihood": float(-(value - penalizer * log_params[0] ** 2) * total),
+            "converged": bool(success or gradient_norm < 1e-6),
+            "gradient_norm": gradient_norm, "n_customers": int(x.size)}
+
+
+def nbd_expected_purchases(params: Mapping[str, float], t: ArrayLike, frequency: ArrayLike,
+                           T: ArrayLike) -> np.ndarray | np.float64:
+    """E[X(T, T + t) | x, T] under the NBD: (r + x) / (alpha + T) * t (the posterior
+    mean rate times t; no dropout, so recency carries no information)."""
+    r, alpha = _params(params, ("r", "alpha"), "NBD")
+    x = _validate_frequency(frequency)
+    age = _as_float_array(T, "T")
+    horizon = _validate_horizon(t)
+    return _scalar_or_array(np.asarray((r + x) / (alpha + age) * horizon))
+
+
+def nbd_p_no_purchase(params: Mapping[str, float], t: ArrayLike, frequency: ArrayLike,
+                      T: ArrayLike) -> np.ndarray | np.float64:
+    """P(no transaction in (T, T + t] | x, T) under the NBD:
+    ((alpha + T) / (alpha + T + t))^(r + x)."""
+    r, alpha = _params(params, ("r", "alpha"), "NBD")
+    x = _validate_frequency(frequency)
+    age = _as_float_array(T, "T")
+    horizon = _validate_horizon(t)
+    return _scalar_or_array(np.asarray(np.exp(-(r + x) * np.log1p(horizon / (alpha + age)))))
+
+
 # --------------------------------------------------------------------------- Gamma-Gamma
 
 def gamma_gamma_log_likelihood(params: Mapping[str, float], frequency: ArrayLike,
@@ -657,13 +792,19 @@ def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike,
             transaction; must be > 0 where frequency > 0 (drop or floor zero-spend
             customers first).
         penalizer: L2 penalty on (p, q, gamma) added to the mean negative log-likelihood.
+            gamma is in currency, so this penalty depends on the currency unit; the
+            warehouse fits Gamma-Gamma unpenalised (ml.ltv.fit_spend).
 
     Returns:
         dict with ``p``, ``q``, ``gamma`` (gamma in currency units) and diagnostics:
         ``log_likelihood`` (total, natural log), ``n_customers`` (fitted, x > 0),
         ``mean_spend`` (population mean spend per transaction p*gamma/(q-1), NaN if
         q <= 1), ``corr_frequency_monetary``, ``converged``, ``iterations``,
-        ``gradient_norm`` and ``standard_errors`` (dict for p, q, gamma).
+        ``gradient_norm``, ``standard_errors`` (dict for p, q, gamma) and
+        ``fit_status``: "ok", or "degenerate: <why>" when q <= 1 (no finite mean spend:
+        `gamma_gamma_expected_spend` refuses it), a parameter is at the optimiser's
+        bound or the optimiser did not converge; `empirical_expected_spend` is the
+        documented fallback then.
 
     Raises:
         ValueError: invalid inputs, zero spend where frequency > 0, or no repeat customer.
@@ -690,6 +831,15 @@ def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike,
     gradient_norm = float(np.max(np.abs(gradient)))
     corr = float(np.corrcoef(x, m)[0, 1]) if x.size > 1 and np.ptp(x) > 0 and np.ptp(m) > 0 \
         else float("nan")
+    converged = bool((success or gradient_norm < 1e-6) and gradient_norm < 1e-4)
+    problems = []
+    if q <= 1:
+        problems.append(f"q = {q:.3g} <= 1 (infinite mean spend)")
+    for key, log_value in zip(GAMMA_GAMMA_KEYS, log_params):
+        if abs(log_value) > _LOG_BOUND - 1:
+            problems.append(f"{key} = {np.exp(log_value):.3g} at the optimiser's bound")
+    if not converged:
+        problems.append("the optimiser did not converge")
     return {
         "p": float(p), "q": float(q), "gamma": float(gamma),
         "log_likelihood": float(np.sum(data.weight
@@ -697,11 +847,12 @@ def fit_gamma_gamma(frequency: ArrayLike, monetary_value: ArrayLike,
         "n_customers": int(x.size),
         "mean_spend": float(p * gamma / (q - 1)) if q > 1 else float("nan"),
         "corr_frequency_monetary": corr,
-        "converged": (success or gradient_norm < 1e-6) and gradient_norm < 1e-4,
+        "converged": converged,
         "iterations": iterations,
         "gradient_norm": gradient_norm,
         "standard_errors": _standard_errors(_gg_objective, log_params, args, data.total,
                                             GAMMA_GAMMA_KEYS),
+        "fit_status": "ok" if not problems else "degenerate: " + "; ".join(problems),
     }
 
 
@@ -736,6 +887,18 @@ def _expected_spend(p: float, q: float, gamma: float, x: np.ndarray,
     px = p * x
     own = np.where(x > 0, m, 0.0)
     return ((q - 1) * population + px * own) / (px + q - 1)
+
+
+def empirical_expected_spend(frequency: ArrayLike, monetary_value: ArrayLike,
+                             population_mean: float) -> np.ndarray | np.float64:
+    """The fallback of a degenerate Gamma-Gamma fit: each customer's own mean repeat
+    spend z-bar where x > 0 and z-bar > 0, else `population_mean` (the Gamma-Gamma
+    expectation without its shrinkage, the limit of eq. (5) as q -> 1)."""
+    x, m = _validate_spend(frequency, monetary_value)
+    if not (np.isfinite(population_mean) and population_mean >= 0):
+        raise ValueError(f"population_mean must be finite and >= 0, got {population_mean}")
+    own = (x > 0) & np.isfinite(m) & (m > 0)
+    return _scalar_or_array(np.where(own, np.where(own, m, 0.0), float(population_mean)))
 
 
 # --------------------------------------------------------------------------- value

@@ -133,6 +133,58 @@ def test_fit_bgnbd_is_a_true_optimum_of_the_public_likelihood(cdnow: pd.DataFram
             assert clv.bgnbd_log_likelihood(moved, *args).sum() < total
 
 
+@pytest.mark.parametrize("penalizer", [0.0, 1e-3, 1e-2, 1e-1])
+def test_fit_bgnbd_does_not_depend_on_the_time_unit(cdnow: pd.DataFrame,
+                                                   penalizer: float) -> None:
+    """CDNOW in weeks, days (x 7) and hours (x 168): the same r, a, b and alpha scaled by
+    the unit, with and without the penalty. The likelihood of (r, c alpha, a, b) on data
+    in a unit c times smaller is that of (r, alpha, a, b) times c^(-sum x), so the
+    log-likelihoods differ by sum(x) ln c. The former L2 penalty on (r, alpha, a, b)
+    failed this: at 0.001, days gave r = 0.127 and alpha = 5.54 days against 0.207 and
+    3.08 weeks (21.6 days)."""
+    x, t_x, age = cdnow["frequency"], cdnow["recency"], cdnow["T"]
+    weeks = clv.fit_bgnbd(x, t_x, age, penalizer=penalizer)
+    assert weeks["converged"] and weeks["fit_status"] == "ok"
+    for factor in (7.0, 168.0):
+        other = clv.fit_bgnbd(x, t_x * factor, age * factor, penalizer=penalizer)
+        assert other["converged"] and other["fit_status"] == "ok"
+        for key in ("r", "a", "b"):
+            assert other[key] == pytest.approx(weeks[key], rel=1e-5), (factor, key)
+        assert other["alpha"] == pytest.approx(factor * weeks["alpha"], rel=1e-5), factor
+        assert other["log_likelihood"] == pytest.approx(
+            weeks["log_likelihood"] - x.sum() * np.log(factor), abs=1e-4)
+        for key in ("r", "a", "b"):
+            assert other["standard_errors"][key] == pytest.approx(
+                weeks["standard_errors"][key], rel=1e-3)
+        assert other["standard_errors"]["alpha"] == pytest.approx(
+            factor * weeks["standard_errors"]["alpha"], rel=1e-3)
+    if penalizer > 0:  # the penalty is felt, so the comparison above is not vacuous
+        assert abs(weeks["b"] - PUBLISHED_BGNBD["b"]) > 0.1
+
+
+def test_bgnbd_penalty_shrinks_the_shapes_towards_one_and_leaves_alpha_free(
+        cdnow: pd.DataFrame) -> None:
+    """The penalised objective is the mean negative log-likelihood plus
+    penalizer * ((ln r)^2 + (ln a)^2 + (ln b)^2): a heavier weight gives a smaller
+    penalty term and a lower likelihood (as for any penalised optimum), and a huge
+    weight pins the shapes at 1 while alpha still fits the purchase rate."""
+    x, t_x, age = cdnow["frequency"], cdnow["recency"], cdnow["T"]
+    fits = [clv.fit_bgnbd(x, t_x, age, penalizer=w) for w in (0.0, 1e-3, 1e-2, 1e-1)]
+    penalty = [sum(np.log(fit[key]) ** 2 for key in ("r", "a", "b")) for fit in fits]
+    assert np.all(np.diff(penalty) < 0), penalty
+    assert np.all(np.diff([fit["log_likelihood"] for fit in fits]) < 0)
+    pinned = clv.fit_bgnbd(x, t_x, age, penalizer=1e4)
+    for key in ("r", "a", "b"):
+        assert pinned[key] == pytest.approx(1.0, abs=1e-3)
+    # With r = a = b = 1 pinned, alpha is the (free) maximum-likelihood scale: moving
+    # it either way lowers the likelihood.
+    args = (x, t_x, age)
+    total = clv.bgnbd_log_likelihood(pinned, *args).sum()
+    for factor in (0.99, 1.01):
+        moved = {**pinned, "alpha": pinned["alpha"] * factor}
+        assert clv.bgnbd_log_likelihood(moved, *args).sum() < total
+
+
 def test_fit_bgnbd_aggregation_and_order_do_not_matter(cdnow: pd.DataFrame,
                                                        cdnow_fit: dict) -> None:
     doubled = pd.concat([cdnow, cdnow]).sample(frac=1.0, random_state=7)
