@@ -30,8 +30,11 @@ snapshot. Baselines, on the same customers:
   and ECE, is an isotonic map of it fitted on the window before the one judged);
 - ``bgnbd_p_no_purchase``: BG/NBD's probability of no purchase in (T, T + H]
   (ml.clv.bgnbd_p_no_purchase), fitted on the judged snapshot's own purchase history
-  (no label), its penalizer chosen on the validation window. Not 1 - P(alive), which is
-  0 for every one-time buyer.
+  (no label), the weight of its unit-free penalty (on ln r, ln a, ln b) chosen on the
+  validation window from ml.ltv.BGNBD_PENALIZERS. A degenerate fit (no repeat buyer, a
+  or b -> infinity, no convergence) falls back to the NBD (no dropout) and the run's
+  params say so (``bgnbd_baseline_fit_status``). Not 1 - P(alive), which is 0 for every
+  one-time buyer.
 
 Primary metric: ROC-AUC. About 70-80% of the customers churn in any 14-day window, so
 the churn class's PR-AUC sits near the prevalence for any score and moves with it from
@@ -53,18 +56,19 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 from ml.calibration import (CALIBRATION_BINS, Calibrator, calibration_rows,
                             fit_calibrator)
-from ml.clv import bgnbd_p_no_purchase
 from ml.customer_snapshots import (evaluation_windows, plus_days, production_windows,
                                    snapshot_at, snapshot_role)
 from ml.drift import feature_drift
 from ml.evaluation import Resampler, compare
-from ml.ltv import LTV_FEATURES, bgnbd_summary, choose_bgnbd_penalizer, fit_bgnbd_only
+from ml.ltv import (LTV_FEATURES, bgnbd_summary, choose_bgnbd_penalizer, fit_bgnbd_only,
+                    p_no_purchase)
 from ml.registry import Metric, TrainingRun, Window
 
 __all__ = [
     "BASELINES", "CANDIDATES", "CHURN_FEATURES", "CLASSIFIER_PARAMS", "MONOTONE_CONSTRAINTS",
     "RISK_BANDS", "ChurnChoice", "ProbabilityStatistics", "RankStatistics",
-    "bgnbd_no_purchase_baseline", "churn_metrics", "empty_churn_scores", "evaluate_churn",
+    "bgnbd_baseline_fit", "bgnbd_no_purchase_baseline", "churn_metrics",
+    "empty_churn_scores", "evaluate_churn",
     "fit_churn_classifier", "fit_churn_procedure", "out_of_fold_churn", "predict_churn",
     "recency_baseline", "risk_bands", "score_churn", "top_decile_lift", "top_reasons",
     "train_churn",
@@ -271,12 +275,19 @@ def recency_baseline(fitted_on: pd.DataFrame,
 
 def bgnbd_no_purchase_baseline(frame: pd.DataFrame, penalizer: float) -> np.ndarray:
     """P(no purchase in the H days from the snapshot) of BG/NBD fitted on `frame`'s own
-    purchase history (days; no label is read), with L2 penalty `penalizer`."""
-    params = fit_bgnbd_only(frame, penalizer)["bgnbd"]
-    summary = bgnbd_summary(frame)
+    purchase history (days; no label is read), with penalty weight `penalizer`
+    (ml.clv.fit_bgnbd: on ln r, ln a, ln b). A degenerate fit falls back to the NBD
+    (ml.ltv.fit_transactions); `bgnbd_baseline_fit` also says which was used."""
+    return bgnbd_baseline_fit(frame, penalizer)[0]
+
+
+def bgnbd_baseline_fit(frame: pd.DataFrame, penalizer: float) -> tuple[np.ndarray, str]:
+    """(`bgnbd_no_purchase_baseline`'s probabilities, the fit's status: "ok" or
+    "bg/nbd degenerate: <why> -> nbd")."""
+    fit = fit_bgnbd_only(frame, penalizer)
     horizon = float(frame["horizon_days"].iloc[0])
-    return np.asarray(bgnbd_p_no_purchase(params, horizon, summary["frequency"],
-                                          summary["recency"], summary["T"]), dtype=float)
+    quiet = p_no_purchase(fit["bgnbd"], horizon, bgnbd_summary(frame))
+    return quiet, str(fit["diagnostics"]["fit_status"])
 
 
 def _choose_baseline_penalizer(validation: pd.DataFrame) -> tuple[float, dict]:
@@ -285,8 +296,7 @@ def _choose_baseline_penalizer(validation: pd.DataFrame) -> tuple[float, dict]:
     horizon = float(validation["horizon_days"].iloc[0])
 
     def auc(params: dict[str, dict[str, float]]) -> float:
-        quiet = bgnbd_p_no_purchase(params["bgnbd"], horizon, summary["frequency"],
-                                    summary["recency"], summary["T"])
+        quiet = p_no_purchase(params["bgnbd"], horizon, summary)
         return roc_auc_score(y, quiet) if np.unique(y).size == 2 else float("nan")
 
     penalizer, scores, _ = choose_bgnbd_penalizer(validation, auc, fit=fit_bgnbd_only)
@@ -432,7 +442,7 @@ def train_churn(snapshots: pd.DataFrame, seed: int, n_bootstrap: int = 200,
     score = snapshot_role(snapshots, "score")
     choice = fit_churn_procedure(train, validation, seed, params)
     y = _labels(validation)
-    quiet = bgnbd_no_purchase_baseline(validation, choice.penalizer)
+    quiet, baseline_fit_status = bgnbd_baseline_fit(validation, choice.penalizer)
     baselines = {"recency_rule": recency_baseline(train, validation),
                  "bgnbd_p_no_purchase": (quiet, quiet)}
     resampler = Resampler(len(validation), n_samples=n_bootstrap, seed=seed,
@@ -450,6 +460,7 @@ def train_churn(snapshots: pd.DataFrame, seed: int, n_bootstrap: int = 200,
                 "baselines": list(BASELINES), "primary_metric": PRIMARY_METRIC,
                 "churn_rate_train": float(train["is_churned"].mean()),
                 "churn_rate_validation": float(y.mean()),
+                "bgnbd_baseline_fit_status": baseline_fit_status,
                 "production_fit": "test snapshot (the latest complete labels), "
                                   "calibrated by the map fitted on its labels"},
         metrics=metrics,
@@ -490,7 +501,7 @@ def evaluate_churn(snapshots: pd.DataFrame, seed: int, step_days: int, n_cutoffs
         choice = fit_churn_procedure(train, validation, seed, params)
         raw, calibrated = choice.predict(test)
         y = _labels(test)
-        quiet = bgnbd_no_purchase_baseline(test, choice.penalizer)
+        quiet, baseline_fit_status = bgnbd_baseline_fit(test, choice.penalizer)
         baselines = {"recency_rule": recency_baseline(validation, test),
                      "bgnbd_p_no_purchase": (quiet, quiet)}
         resampler = Resampler(len(test), n_samples=n_bootstrap, seed=seed + i,
@@ -499,7 +510,8 @@ def evaluate_churn(snapshots: pd.DataFrame, seed: int, step_days: int, n_cutoffs
                                   baselines, resampler, "test", origin.test)
         for stage, probability in (("uncalibrated", raw), ("calibrated", calibrated)):
             calibration += calibration_rows(y, probability, stage, origin.test, task="test")
-        choices[str(origin.test)] = choice.summary()
+        choices[str(origin.test)] = {**choice.summary(),
+                                     "bgnbd_baseline_fit_status": baseline_fit_status}
         n_train += len(train)
         n_test += len(test)
     first = pd.Timestamp(snapshots["first_purchase_date"].min()).date()

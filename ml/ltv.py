@@ -42,7 +42,9 @@ import pandas as pd
 import pyarrow as pa
 from scipy.stats import spearmanr
 
-from ml.clv import fit_bgnbd, fit_gamma_gamma, score_customers
+from ml.clv import (bgnbd_expected_purchases, bgnbd_p_alive, bgnbd_p_no_purchase,
+                    empirical_expected_spend, fit_bgnbd, fit_gamma_gamma, fit_nbd,
+                    gamma_gamma_expected_spend, nbd_expected_purchases, nbd_p_no_purchase)
 from ml.customer_snapshots import (evaluation_windows, plus_days, production_windows,
                                    snapshot_at, snapshot_role)
 from ml.drift import feature_drift
@@ -51,9 +53,11 @@ from ml.registry import Metric, TrainingRun, Window
 
 __all__ = [
     "BASELINES", "BGNBD_PENALIZERS", "LTV_BASELINE", "LTV_FEATURES", "REGRESSOR_CANDIDATES",
-    "REGRESSOR_PARAMS", "ClvChoice", "bgnbd_summary", "choose_bgnbd_penalizer",
-    "empty_ltv_scores", "evaluate_ltv", "fit_bgnbd_only", "fit_clv", "fit_clv_procedure",
-    "fit_spend_regressor", "normalized_gini", "predict_clv", "score_ltv",
+    "REGRESSOR_PARAMS", "FIT_METRICS", "ClvChoice", "bgnbd_summary",
+    "choose_bgnbd_penalizer", "empty_ltv_scores", "evaluate_ltv", "fit_bgnbd_only",
+    "fit_clv", "fit_clv_procedure", "fit_diagnostics", "fit_metrics", "fit_spend",
+    "fit_spend_regressor", "fit_transactions", "normalized_gini", "p_no_purchase",
+    "predict_clv", "score_ltv",
     "spend_baselines", "spend_metrics", "spend_statistics", "train_ltv", "runs_or_skip",
 ]
 
@@ -82,10 +86,19 @@ REGRESSOR_PARAMS: dict[str, Any] = {
 # Chosen on the validation window (normalized Gini): shallow or deeper trees.
 REGRESSOR_CANDIDATES: tuple[dict[str, Any], ...] = ({"max_depth": 3}, {"max_depth": 5})
 
-# L2 penalties of the BG/NBD fit (on r, alpha, a, b; ml.clv.fit_bgnbd), chosen on the
-# validation window. Unpenalised, a fit on a short window (many customers first seen in
-# it) can run to the no-dropout boundary (a, b -> inf), where the conditional
-# expectation is numerically undefined, so 0 is not a candidate.
+# Weights of the BG/NBD penalty penalizer * ((ln r)^2 + (ln a)^2 + (ln b)^2) added to
+# the mean negative log-likelihood (ml.clv.fit_bgnbd; unit-free, alpha unpenalised),
+# chosen on the validation window. The scale: the penalty's curvature in ln a, ln b is
+# 2 * penalizer, the data's per customer about 1 / (n var(ln b-hat)), ~1e-4 to 1e-3 for
+# the dropout shapes of a window of ~2,000 customers, which are weakly identified. So
+# 1e-4 lets the data speak while keeping a and b off their boundary, 1e-3 is a nudge
+# and 1e-2 pulls a and b halfway to 1. On the fixture warehouse's three validation
+# windows: unpenalised, every fit ran to a or b -> infinity; 1e-6..1e-5 gave b of
+# 30-160 and no better Gini; 1e-1 and 1 lost 0.03-0.13 of normalized Gini. 0 is not a
+# candidate (the boundary; ml.ltv.fit_transactions would fall back to the NBD). The
+# values are those of the former L2 penalty on (r, alpha, a, b), whose effect depended
+# on the time unit (at 1e-3 in days it dragged alpha from ~20 to ~6 days); by the scale
+# argument above they are also the right decades for the log penalty.
 BGNBD_PENALIZERS = (1e-4, 1e-3, 1e-2)
 
 _DIRECTIONS = {"normalized_gini": True, "mae": False, "total_revenue_abs_rel_error": False}
@@ -107,34 +120,145 @@ def bgnbd_summary(frame: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def fit_clv(frame: pd.DataFrame, penalizer: float,
-            gamma_gamma_penalizer: float = 0.0) -> dict[str, dict[str, float]]:
-    """BG/NBD and Gamma-Gamma parameters fitted on snapshot rows.
+FitParams = dict[str, Any]
 
-    `penalizer` applies to BG/NBD, `gamma_gamma_penalizer` to Gamma-Gamma (whose gamma is
-    in currency, so the same L2 weight would dominate it). If the Gamma-Gamma fit has
-    q <= 1 (infinite mean spend), it is refitted with a small penalty.
+
+def fit_transactions(summary: pd.DataFrame, penalizer: float) -> tuple[dict[str, Any],
+                                                                       dict[str, Any]]:
+    """The transaction model of a BG/NBD summary (ml.clv units): (params, diagnostics).
+
+    BG/NBD with `penalizer` (ml.clv.fit_bgnbd). A degenerate fit (no repeat customer,
+    a or b past ml.clv.BOUNDARY_SHAPE, a parameter at the optimiser's bound, or no
+    convergence) falls back to the NBD (ml.clv.fit_nbd: the same Poisson-gamma purchase
+    rates without dropout, with the same penalty on ln r): params then carry
+    ``model = "nbd"``. Diagnostics: ``fit_status`` ("ok" or "degenerate: <why>"), and
+    of the BG/NBD fit ``converged``, ``gradient_norm``, ``standard_errors``, the
+    estimates, ``log_likelihood``, ``iterations`` and customer counts; ``fallback``
+    names the model used instead when degenerate.
+
+    Raises ValueError when the summary has no customer.
+    """
+    x = summary["frequency"].to_numpy(dtype=float)
+    t_x = summary["recency"].to_numpy(dtype=float)
+    age = summary["T"].to_numpy(dtype=float)
+    if x.size == 0:
+        raise ValueError("no customer to fit a transaction model on")
+    try:
+        fit = fit_bgnbd(x, t_x, age, penalizer=penalizer)
+        status = str(fit["fit_status"])
+    except ValueError as error:
+        if np.any(x > 0):
+            raise
+        fit, status = None, f"degenerate: no repeat customer ({error})"
+    diagnostics: dict[str, Any] = {"fit_status": status, "penalizer": float(penalizer),
+                                   "n_customers": int(x.size),
+                                   "n_repeat_customers": int(np.sum(x > 0))}
+    if fit is not None:
+        diagnostics.update({key: fit[key] for key in (
+            "r", "alpha", "a", "b", "log_likelihood", "converged", "iterations",
+            "gradient_norm", "standard_errors")})
+    if status == "ok":
+        return {key: float(fit[key]) for key in ("r", "alpha", "a", "b")}, diagnostics
+    nbd = fit_nbd(x, age, penalizer=penalizer)
+    diagnostics["fallback"] = {
+        "model": "nbd", "r": nbd["r"], "alpha": nbd["alpha"],
+        "converged": nbd["converged"], "gradient_norm": nbd["gradient_norm"],
+        "note": "Poisson-gamma purchase rates without dropout (BG/NBD with p = 0): "
+                "E[purchases] = (r + x) / (alpha + T) * H, P(alive) = 1"}
+    return {"model": "nbd", "r": nbd["r"], "alpha": nbd["alpha"]}, diagnostics
+
+
+def fit_spend(summary: pd.DataFrame,
+              fallback_mean: float | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The spend model of a BG/NBD summary: (params, diagnostics).
+
+    Gamma-Gamma, unpenalised, on the customers with frequency > 0 and monetary_value
+    > 0. A degenerate fit (no such customer, q <= 1: infinite mean spend, a parameter at
+    the optimiser's bound, or no convergence) falls back to each customer's own mean
+    repeat spend, and for the others the population mean spend per repeat transaction
+    (sum of x * z-bar over sum of x), or `fallback_mean` when nobody repeats:
+    params ``{"model": "customer_mean", "population_mean_spend": ...}``
+    (ml.clv.empirical_expected_spend). Diagnostics: ``fit_status``, and of the
+    Gamma-Gamma fit the estimates, ``converged``, ``gradient_norm``,
+    ``standard_errors``, ``corr_frequency_monetary`` (Pearson, x against z-bar among
+    the fitted customers: the model assumes independence) and ``n_customers``.
+    """
+    x = summary["frequency"].to_numpy(dtype=float)
+    m = np.nan_to_num(summary["monetary_value"].to_numpy(dtype=float))
+    spenders = (x > 0) & (m > 0)
+    diagnostics: dict[str, Any] = {"n_customers": int(spenders.sum())}
+    fit = None
+    if spenders.any():
+        fit = fit_gamma_gamma(x[spenders], m[spenders])
+        status = str(fit["fit_status"])
+        diagnostics.update({key: fit[key] for key in (
+            "p", "q", "gamma", "log_likelihood", "converged", "iterations",
+            "gradient_norm", "standard_errors", "corr_frequency_monetary")})
+    else:
+        status = "degenerate: no repeat customer with spend > 0"
+    diagnostics["fit_status"] = status
+    if status == "ok":
+        return {key: float(fit[key]) for key in ("p", "q", "gamma")}, diagnostics
+    if spenders.any():
+        population = float(np.sum(x[spenders] * m[spenders]) / np.sum(x[spenders]))
+    else:
+        population = float(fallback_mean) if fallback_mean is not None \
+            and np.isfinite(fallback_mean) else 0.0
+    diagnostics["fallback"] = {
+        "model": "customer_mean", "population_mean_spend": population,
+        "note": "own mean repeat spend where x > 0, the population mean spend per "
+                "repeat transaction otherwise"}
+    return {"model": "customer_mean", "population_mean_spend": population}, diagnostics
+
+
+def fit_clv(frame: pd.DataFrame, penalizer: float) -> FitParams:
+    """BG/NBD and Gamma-Gamma fitted on snapshot rows, each with its documented fallback
+    when degenerate (`fit_transactions`, `fit_spend`): {"bgnbd": params, "gamma_gamma":
+    params, "diagnostics": {"bgnbd": ..., "gamma_gamma": ..., "fit_status": ...}}.
+
+    `penalizer` applies to BG/NBD only; Gamma-Gamma is unpenalised (its gamma is in
+    currency, and a penalty pulling q towards any value has no unit-free centre), so
+    q <= 1 goes to the fallback rather than to a refit with a penalty.
     """
     summary = bgnbd_summary(frame)
-    x = summary["frequency"].to_numpy()
-    m = summary["monetary_value"].to_numpy()
-    bgnbd = fit_bgnbd(x, summary["recency"], summary["T"], penalizer=penalizer)
-    spenders = (x > 0) & (np.nan_to_num(m) > 0)
-    gamma_gamma = fit_gamma_gamma(x[spenders], m[spenders], penalizer=gamma_gamma_penalizer)
-    if gamma_gamma["q"] <= 1:
-        gamma_gamma = fit_gamma_gamma(x[spenders], m[spenders],
-                                      penalizer=max(gamma_gamma_penalizer, 1e-6))
-    return {"bgnbd": {key: float(bgnbd[key]) for key in ("r", "alpha", "a", "b")},
-            "gamma_gamma": {key: float(gamma_gamma[key]) for key in ("p", "q", "gamma")}}
+    bgnbd, bgnbd_diagnostics = fit_transactions(summary, penalizer)
+    fallback_mean = (float(np.nanmean(frame["monetary_mean"].to_numpy(dtype=float)))
+                     if "monetary_mean" in frame and len(frame) else None)
+    spend, spend_diagnostics = fit_spend(summary, fallback_mean)
+    return {"bgnbd": bgnbd, "gamma_gamma": spend,
+            "diagnostics": {"bgnbd": bgnbd_diagnostics, "gamma_gamma": spend_diagnostics,
+                            "fit_status": _fit_status(bgnbd_diagnostics,
+                                                      spend_diagnostics)}}
 
 
-def fit_bgnbd_only(frame: pd.DataFrame, penalizer: float) -> dict[str, dict[str, float]]:
-    """BG/NBD parameters fitted on snapshot rows, as {"bgnbd": {...}} (no Gamma-Gamma:
-    for the uses that need no spend, such as the churn baseline)."""
-    summary = bgnbd_summary(frame)
-    fit = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"],
-                    penalizer=penalizer)
-    return {"bgnbd": {key: float(fit[key]) for key in ("r", "alpha", "a", "b")}}
+def _fit_status(bgnbd: Mapping[str, Any], spend: Mapping[str, Any] | None = None) -> str:
+    """"ok", or the degenerate parts with their fallbacks, e.g. "gamma-gamma degenerate:
+    q = 0.8 <= 1 (infinite mean spend) -> customer_mean"."""
+    parts = []
+    for name, diagnostics in (("bg/nbd", bgnbd), ("gamma-gamma", spend)):
+        if diagnostics is not None and diagnostics["fit_status"] != "ok":
+            parts.append(f"{name} {diagnostics['fit_status']} -> "
+                         f"{diagnostics['fallback']['model']}")
+    return "; ".join(parts) or "ok"
+
+
+def fit_bgnbd_only(frame: pd.DataFrame, penalizer: float) -> FitParams:
+    """The transaction model fitted on snapshot rows, as {"bgnbd": params, "diagnostics":
+    {"bgnbd": ..., "fit_status": ...}} (no Gamma-Gamma: for the uses that need no
+    spend, such as the churn baseline); the NBD fallback when degenerate."""
+    params, diagnostics = fit_transactions(bgnbd_summary(frame), penalizer)
+    return {"bgnbd": params,
+            "diagnostics": {"bgnbd": diagnostics, "fit_status": _fit_status(diagnostics)}}
+
+
+def p_no_purchase(params: Mapping[str, float], horizon: float,
+                  summary: pd.DataFrame) -> np.ndarray:
+    """P(no purchase in the `horizon` after each customer's T) of a BG/NBD summary under
+    `fit_transactions`' params: BG/NBD, or the NBD fallback."""
+    x, t_x, age = (summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    if params.get("model") == "nbd":
+        return np.asarray(nbd_p_no_purchase(params, horizon, x, age), dtype=float)
+    return np.asarray(bgnbd_p_no_purchase(params, horizon, x, t_x, age), dtype=float)
 
 
 def choose_bgnbd_penalizer(frame: pd.DataFrame,
@@ -149,7 +273,10 @@ def choose_bgnbd_penalizer(frame: pd.DataFrame,
     labels (the validation window); ties go to the smaller penalty. Also returns every
     candidate's score (None where the fit failed) and the chosen fit's parameters.
 
-    Raises InsufficientHistory when no candidate can be fitted (no repeat customer).
+    A degenerate fit does not fail a candidate: `fit_clv` and `fit_bgnbd_only` fall
+    back to simpler models (and say so in the params' diagnostics), which are judged
+    like the others. Raises InsufficientHistory when no candidate can be fitted (no
+    customer in `frame`).
     """
     scores: dict[str, float | None] = {}
     best: tuple[float, float, dict[str, dict[str, float]]] | None = None
@@ -165,16 +292,35 @@ def choose_bgnbd_penalizer(frame: pd.DataFrame,
             best = (penalizer, value, params)
     if best is None:
         raise InsufficientHistory(1, 0, "fittable BG/NBD validation windows",
-                                  "no repeat customer in the validation snapshot")
+                                  "no customer in the validation snapshot")
     return best[0], scores, best[2]
 
 
-def predict_clv(params: Mapping[str, Mapping[str, float]], frame: pd.DataFrame,
+def predict_clv(params: Mapping[str, Mapping[str, Any]], frame: pd.DataFrame,
                 horizon: float) -> pd.DataFrame:
     """user_id, frequency, recency, T, monetary_value, expected_purchases, p_alive,
-    expected_avg_spend and expected_spend (over `horizon` days) of snapshot rows."""
-    return score_customers(bgnbd_summary(frame), horizon, bgnbd_params=params["bgnbd"],
-                           gamma_gamma_params=params["gamma_gamma"])
+    expected_avg_spend and expected_spend (over `horizon` days) of snapshot rows, under
+    `fit_clv`'s params (BG/NBD or its NBD fallback; Gamma-Gamma or the customer-mean
+    fallback). Undiscounted."""
+    summary = bgnbd_summary(frame)
+    x, t_x, age, m = (summary[c].to_numpy(dtype=float)
+                      for c in ("frequency", "recency", "T", "monetary_value"))
+    transactions, spend = params["bgnbd"], params["gamma_gamma"]
+    if transactions.get("model") == "nbd":
+        purchases = nbd_expected_purchases(transactions, horizon, x, age)
+        alive = np.ones(x.size)
+    else:
+        purchases = bgnbd_expected_purchases(transactions, horizon, x, t_x, age)
+        alive = bgnbd_p_alive(transactions, x, t_x, age)
+    if spend.get("model") == "customer_mean":
+        average = empirical_expected_spend(x, m, spend["population_mean_spend"])
+    else:
+        average = gamma_gamma_expected_spend(spend, x, m)
+    purchases = np.asarray(purchases, dtype=float).reshape(x.shape)
+    average = np.asarray(average, dtype=float).reshape(x.shape)
+    return summary.assign(expected_purchases=purchases,
+                          p_alive=np.asarray(alive, dtype=float).reshape(x.shape),
+                          expected_avg_spend=average, expected_spend=purchases * average)
 
 
 def normalized_gini(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -321,6 +467,7 @@ class ClvChoice:
     regressor: Any
     validation_bgnbd: np.ndarray
     validation_xgboost: np.ndarray
+    validation_fit: FitParams | None = None
 
 
 def fit_clv_procedure(train: pd.DataFrame, validation: pd.DataFrame, seed: int,
@@ -352,11 +499,71 @@ def fit_clv_procedure(train: pd.DataFrame, validation: pd.DataFrame, seed: int,
     chosen = {**base, **best[0]}
     return ClvChoice(penalizer, penalizer_scores, chosen, regressor_scores,
                      fit_spend_regressor(validation, seed, chosen), validation_bgnbd,
-                     best[2])
+                     best[2], fitted)
 
 
 def _label(candidate: Mapping[str, Any]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(candidate.items()))
+
+
+FIT_METRICS = ("bgnbd_converged", "bgnbd_gradient_norm",
+               "gamma_gamma_corr_frequency_monetary")
+
+
+def fit_metrics(fit: FitParams, frame: pd.DataFrame, resampler: Resampler, split: str,
+                cutoff: date | None) -> list[Metric]:
+    """The fit's checks as registry metrics without a baseline (not primary):
+    ``bgnbd_converged`` (1 or 0) and ``bgnbd_gradient_norm`` (max |gradient| of the
+    mean penalised objective in log-parameters at the optimum; None when BG/NBD could
+    not be fitted), and ``gamma_gamma_corr_frequency_monetary``: the Pearson
+    correlation of frequency and mean repeat spend among `frame`'s repeat spenders
+    (Gamma-Gamma assumes independence; near 0 is good), with its bootstrap interval
+    over `resampler`'s customers. Standard errors and the fit status are in the run's
+    params (`fit_diagnostics`)."""
+    bgnbd = fit["diagnostics"]["bgnbd"]
+    why = None if "converged" in bgnbd else bgnbd["fit_status"]
+    common = {"split": split, "cutoff": cutoff, "n_units": resampler.n_rows}
+    rows = [Metric("bgnbd_converged",
+                   None if why else float(bgnbd["converged"]), undefined_reason=why,
+                   **common),
+            Metric("bgnbd_gradient_norm", None if why else float(bgnbd["gradient_norm"]),
+                   higher_is_better=False, undefined_reason=why, **common)]
+    summary = bgnbd_summary(frame)
+    x = summary["frequency"].to_numpy(dtype=float)
+    m = np.nan_to_num(summary["monetary_value"].to_numpy(dtype=float))
+    spender = (x > 0) & (m > 0)
+
+    def correlation(rows_: np.ndarray) -> float:
+        kept = rows_[spender[rows_]]
+        if kept.size < 3 or np.ptp(x[kept]) == 0 or np.ptp(m[kept]) == 0:
+            raise ValueError("fewer than 3 repeat spenders, or no spread in frequency "
+                             "or spend: the correlation is undefined")
+        return float(np.corrcoef(x[kept], m[kept])[0, 1])
+
+    rows += compare("gamma_gamma_corr_frequency_monetary", correlation, {}, resampler,
+                    higher_is_better=False, split=split, cutoff=cutoff)
+    return rows
+
+
+def fit_diagnostics(fit: FitParams) -> dict[str, Any]:
+    """The fit's status and diagnostics for a run's params (JSON-safe: NaN -> None)."""
+    return _json_safe({"fit_status": fit["diagnostics"]["fit_status"],
+                       "bgnbd": fit["diagnostics"]["bgnbd"],
+                       "gamma_gamma": fit["diagnostics"].get("gamma_gamma")})
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def _choice_params(choice: ClvChoice, model_name: str) -> dict[str, Any]:
@@ -394,15 +601,23 @@ def train_ltv(snapshots: pd.DataFrame, seed: int, n_bootstrap: int = 200,
               "chosen_on": "validation (test snapshot labels)"}
 
     production = fit_clv(score, choice.penalizer)
+    production_diagnostics = fit_diagnostics(production)
     bgnbd_run = TrainingRun(
         model_name="clv_bgnbd",
         train_window=Window(windows.first_date, origin.validation),
         label_window=label_window, n_train=len(validation), n_test=len(validation),
         params={**common, **_choice_params(choice, "clv_bgnbd"), "time_unit": "day",
-                "transaction": "purchase day", "production_params": production,
-                "production_fit": "score snapshot (every purchase to the last date)"},
-        metrics=_compare_spend(actual, choice.validation_bgnbd, baselines, resampler,
-                               "validation", origin.validation),
+                "transaction": "purchase day",
+                "production_params": {"bgnbd": production["bgnbd"],
+                                      "gamma_gamma": production["gamma_gamma"]},
+                "production_fit": "score snapshot (every purchase to the last date)",
+                "fit_status": production_diagnostics["fit_status"],
+                "fit_diagnostics": production_diagnostics,
+                "validation_fit_diagnostics": fit_diagnostics(choice.validation_fit)},
+        metrics=(_compare_spend(actual, choice.validation_bgnbd, baselines, resampler,
+                                "validation", origin.validation)
+                 + fit_metrics(choice.validation_fit, validation, resampler,
+                               "validation", origin.validation)),
         model={"params": production, "horizon_days": horizon,
                "as_of_date": str(windows.score), "penalizer": choice.penalizer},
     )
@@ -438,15 +653,16 @@ def evaluate_ltv(snapshots: pd.DataFrame, seed: int, step_days: int, n_cutoffs: 
     horizon = origins[0].horizon_days
     metrics: dict[str, list[Metric]] = {name: [] for name in MODEL_NAMES}
     choices: dict[str, dict[str, Any]] = {name: {} for name in MODEL_NAMES}
+    fits: dict[str, dict[str, Any]] = {}
     n_train = n_test = 0
     for i, origin in enumerate(origins):
         train = snapshot_at(snapshots, origin.train)
         validation = snapshot_at(snapshots, origin.validation)
         test = snapshot_at(snapshots, origin.test)
         choice = fit_clv_procedure(train, validation, seed, params)
+        test_fit = fit_clv(test, choice.penalizer)
         predictions = {
-            "clv_bgnbd": predict_clv(fit_clv(test, choice.penalizer), test,
-                                     horizon)["expected_spend"].to_numpy(),
+            "clv_bgnbd": predict_clv(test_fit, test, horizon)["expected_spend"].to_numpy(),
             "clv_xgboost": _predict_spend(choice.regressor, test),
         }
         actual = test["label_spend"].to_numpy(dtype=float)
@@ -457,6 +673,8 @@ def evaluate_ltv(snapshots: pd.DataFrame, seed: int, step_days: int, n_cutoffs: 
             metrics[name] += _compare_spend(actual, predictions[name], baselines,
                                             resampler, "test", origin.test)
             choices[name][str(origin.test)] = _choice_params(choice, name)
+        metrics["clv_bgnbd"] += fit_metrics(test_fit, test, resampler, "test", origin.test)
+        fits[str(origin.test)] = fit_diagnostics(test_fit)
         n_train += len(train)
         n_test += len(test)
     first = pd.Timestamp(snapshots["first_purchase_date"].min()).date()
@@ -467,9 +685,14 @@ def evaluate_ltv(snapshots: pd.DataFrame, seed: int, step_days: int, n_cutoffs: 
               "origins": [{"train": str(o.train), "validation": str(o.validation),
                            "test": str(o.test)} for o in origins]}
     label_window = Window(origins[0].test, plus_days(origins[-1].test, horizon))
+    extra: dict[str, dict[str, Any]] = {
+        "clv_bgnbd": {"fit_status": {cutoff: fit["fit_status"] for cutoff, fit in fits.items()},
+                      "fit_diagnostics": fits},
+        "clv_xgboost": {}}
     return [TrainingRun(model_name=name, train_window=Window(first, origins[-1].validation),
                         label_window=label_window, n_train=n_train, n_test=n_test,
-                        params={**common, "chosen_on_validation": choices[name]},
+                        params={**common, "chosen_on_validation": choices[name],
+                                **extra[name]},
                         metrics=metrics[name], run_kind="evaluation")
             for name in MODEL_NAMES]
 

@@ -14,9 +14,9 @@ from datetime import timedelta
 from dbt_project import query
 from ml.customer_snapshots import snapshot_role
 from ml.evaluation import InsufficientHistory, Resampler, compare
-from ml.ltv import (BASELINES, LTV_FEATURES, bgnbd_summary, empty_ltv_scores, evaluate_ltv,
-                    normalized_gini, runs_or_skip, score_ltv, spend_metrics,
-                    spend_statistics, train_ltv)
+from ml.ltv import (BASELINES, BGNBD_PENALIZERS, FIT_METRICS, LTV_FEATURES, bgnbd_summary,
+                    empty_ltv_scores, evaluate_ltv, fit_clv, normalized_gini, predict_clv,
+                    runs_or_skip, score_ltv, spend_metrics, spend_statistics, train_ltv)
 from ml.registry import SKIPPED_INSUFFICIENT_HISTORY, load_model, run_of, with_run
 
 # --------------------------------------------------------------------------- small frames
@@ -135,15 +135,38 @@ def test_both_variants_are_recorded_beside_both_baselines(simulated_runs) -> Non
     snapshots, runs = simulated_runs
     assert [run.model_name for run in runs] == ["clv_bgnbd", "clv_xgboost"]
     for run in runs:
-        assert {m.metric for m in run.metrics} == {
+        compared = [m for m in run.metrics if m.baseline is not None]
+        assert {m.metric for m in compared} == {
             "normalized_gini", "mae", "total_revenue_abs_rel_error"}
-        assert {m.baseline for m in run.metrics} == set(BASELINES)
+        assert {m.baseline for m in compared} == set(BASELINES)
         assert {m.metric for m in run.primary_metrics()} == {"normalized_gini"}
         assert {m.split for m in run.metrics} == {"validation"}
         assert str(run.label_window.start) == "2019-12-01"
         keys = [(m.metric, m.split, m.cutoff, m.baseline) for m in run.metrics]
         assert len(keys) == len(set(keys))
-    assert runs[0].params["bgnbd_penalizer"] in (1e-4, 1e-3, 1e-2)
+    assert runs[0].params["bgnbd_penalizer"] in BGNBD_PENALIZERS
+    # the fit's checks: metrics without a baseline on the same split, and the fit's
+    # status, standard errors and Gamma-Gamma correlation in the params
+    checks = {m.metric: m for m in runs[0].metrics if m.baseline is None}
+    assert set(checks) == set(FIT_METRICS)
+    assert checks["bgnbd_converged"].value == 1.0
+    assert checks["bgnbd_gradient_norm"].value < 1e-4
+    corr = checks["gamma_gamma_corr_frequency_monetary"]
+    assert corr.ci_low <= corr.value <= corr.ci_high and abs(corr.value) < 0.2
+    assert not any(m.is_primary for m in checks.values())
+    assert {m.split for m in checks.values()} == {"validation"}
+    assert not any(m.baseline is None for m in runs[1].metrics)
+    params = runs[0].params
+    assert params["fit_status"] == "ok"
+    for fit in (params["fit_diagnostics"], params["validation_fit_diagnostics"]):
+        assert fit["fit_status"] == "ok" and fit["bgnbd"]["converged"]
+        assert set(fit["bgnbd"]["standard_errors"]) == {"r", "alpha", "a", "b"}
+        assert all(se > 0 for se in fit["bgnbd"]["standard_errors"].values())
+        assert fit["gamma_gamma"]["q"] > 1
+        assert fit["gamma_gamma"]["corr_frequency_monetary"] == pytest.approx(
+            fit["gamma_gamma"]["corr_frequency_monetary"])
+    record = runs[0].to_frame()
+    assert "NaN" not in record["params_json"].iloc[0]
     assert runs[1].params["max_depth"] in (3, 5)
     assert {r["feature"] for r in runs[1].drift} == set(LTV_FEATURES)
     # on data drawn from BG/NBD, BG/NBD + GG out-ranks "past spend repeats"
