@@ -275,24 +275,33 @@ def choose_bgnbd_penalizer(frame: pd.DataFrame,
 
     A degenerate fit does not fail a candidate: `fit_clv` and `fit_bgnbd_only` fall
     back to simpler models (and say so in the params' diagnostics), which are judged
-    like the others. Raises InsufficientHistory when no candidate can be fitted (no
-    customer in `frame`).
+    like the others; when none can be judged (the score is undefined for all), the
+    smallest penalty is kept. Raises InsufficientHistory when no candidate can be
+    fitted (no customer in `frame`).
     """
     scores: dict[str, float | None] = {}
     best: tuple[float, float, dict[str, dict[str, float]]] | None = None
+    first_fitted: tuple[float, dict[str, dict[str, float]]] | None = None
+    failure = "no candidate"
     for penalizer in grid:
         try:
             params = fit(frame, penalizer)
             value = float(score(params))
-        except ValueError:
+        except ValueError as error:
             scores[repr(penalizer)] = None
+            failure = str(error)
             continue
+        first_fitted = first_fitted or (penalizer, params)
         scores[repr(penalizer)] = value if np.isfinite(value) else None
         if np.isfinite(value) and (best is None or value > best[1]):
             best = (penalizer, value, params)
+    if best is None and first_fitted is not None:
+        # Every candidate fitted but none could be judged (no revenue, or one class, in
+        # the validation labels): all tie, and ties go to the smaller penalty.
+        return first_fitted[0], scores, first_fitted[1]
     if best is None:
         raise InsufficientHistory(1, 0, "fittable BG/NBD validation windows",
-                                  "no customer in the validation snapshot")
+                                  f"no candidate could be fitted: {failure}")
     return best[0], scores, best[2]
 
 

@@ -622,3 +622,58 @@ def test_other_inputs_are_validated() -> None:
     with pytest.raises(ValueError, match="step"):
         clv.customer_lifetime_value(PUBLISHED_BGNBD, PUBLISHED_GAMMA_GAMMA, 1, 1, 2, 10.0,
                                     horizon=10, discount_rate=0.1, step=0)
+
+
+# --------------------------------------------------------------------------- degenerate fits
+
+def test_fit_status_flags_the_no_dropout_boundary_on_a_tiny_frame() -> None:
+    """Four customers who all bought at the very end of their window: no sign of
+    dropout, so unpenalised a/b run to the boundary; the penalty keeps them finite."""
+    x, t_x, age = [2, 3, 4, 5], [10.0] * 4, [10.0] * 4
+    free = clv.fit_bgnbd(x, t_x, age)
+    assert free["fit_status"].startswith("degenerate: ")
+    assert "-> infinity" in free["fit_status"]
+    held = clv.fit_bgnbd(x, t_x, age, penalizer=0.1)
+    assert held["fit_status"] == "ok" and held["b"] < clv.BOUNDARY_SHAPE
+
+
+def test_fit_status_flags_an_optimiser_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clv, "_minimise", lambda objective, start, args: (start, False, 0))
+    fit = clv.fit_bgnbd([1, 0, 3, 2], [4.0, 0.0, 9.0, 5.0], [10.0, 8.0, 12.0, 6.0])
+    assert not fit["converged"]
+    assert fit["fit_status"] == "degenerate: the optimiser did not converge"
+
+
+def test_nbd_fallback_recovers_its_parameters_and_handles_no_repeat_buyer() -> None:
+    """NBD customers (no dropout): the fit recovers r and alpha; with no repeat purchase
+    at all the rate goes to ~0 (E ~ 0, P(no purchase) ~ 1) without an error."""
+    rng = np.random.default_rng(7)
+    age = rng.uniform(20.0, 60.0, 20_000)
+    x = rng.poisson(rng.gamma(0.8, 1 / 10.0, age.size) * age)
+    fit = clv.fit_nbd(x, age)
+    assert fit["converged"] and fit["model"] == "nbd"
+    assert fit["r"] == pytest.approx(0.8, rel=0.1)
+    assert fit["alpha"] == pytest.approx(10.0, rel=0.1)
+    expected = clv.nbd_expected_purchases(fit, 10.0, [0, 5], [30.0, 30.0])
+    np.testing.assert_allclose(expected, (fit["r"] + np.array([0, 5])) / (fit["alpha"] + 30)
+                               * 10)
+    none = clv.fit_nbd([0, 0, 0], [5.0, 10.0, 20.0])
+    assert clv.nbd_expected_purchases(none, 14.0, 0, 10.0) < 1e-9
+    assert clv.nbd_p_no_purchase(none, 14.0, 0, 10.0) > 1 - 1e-9
+
+
+def test_gamma_gamma_q_below_one_is_flagged_and_the_empirical_spend_is_its_fallback(
+        ) -> None:
+    """Spend with a tail too heavy for a finite mean (Pareto, index 0.6): q <= 1 is
+    reported as degenerate rather than raising, and the fallback is each customer's own
+    mean, the population mean for the others."""
+    rng = np.random.default_rng(0)
+    x = np.array([1, 2, 1, 3, 1, 2, 1, 1, 2, 1] * 3, dtype=float)
+    spend = 10 * rng.pareto(0.6, x.size) + 1
+    fit = clv.fit_gamma_gamma(x, spend)
+    assert fit["q"] <= 1 and fit["fit_status"].startswith("degenerate: q = ")
+    assert np.isnan(fit["mean_spend"])
+    with pytest.raises(ValueError, match="q must be > 1"):
+        clv.gamma_gamma_expected_spend(fit, x, spend)
+    got = clv.empirical_expected_spend([0, 2, 1, 3], [np.nan, 20.0, 0.0, 5.0], 12.5)
+    np.testing.assert_allclose(got, [12.5, 20.0, 12.5, 5.0])

@@ -14,7 +14,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from dbt_project import query
 from ml.calibration import brier_score, expected_calibration_error
 from ml.churn import (BASELINES, CHURN_FEATURES, ProbabilityStatistics, RankStatistics,
-                      _compare_churn, churn_metrics, empty_churn_scores, evaluate_churn,
+                      _compare_churn, bgnbd_baseline_fit, bgnbd_no_purchase_baseline,
+                      churn_metrics, empty_churn_scores, evaluate_churn,
                       fit_churn_classifier, fit_churn_procedure, predict_churn, risk_bands,
                       score_churn, top_decile_lift, top_reasons, train_churn)
 from ml.customer_snapshots import snapshot_role
@@ -379,3 +380,31 @@ def test_churn_score_ranks_the_planted_dropout_state(synth_warehouse) -> None:
                           columns=["user_id", "churn_probability"]).merge(users, on="user_id")
     auc_end = roc_auc_score(~scores["is_alive_end"].astype(bool), scores["churn_probability"])
     assert auc_end >= MIN_AUC_VS_PLANTED_DROPOUT, auc_end
+
+
+# --------------------------------------------------------------------------- degenerate BG/NBD
+
+def test_bgnbd_baseline_falls_back_to_the_nbd_when_bgnbd_is_degenerate() -> None:
+    """No repeat buyer, and a no-dropout boundary: the baseline's probabilities are
+    still defined, and the fit status says which model gave them."""
+    rng = np.random.default_rng(4)
+    frame = make_snapshot("2019-12-01", "test", 50, rng)
+    none = frame.assign(bgnbd_frequency=0, bgnbd_recency_days=0)
+    quiet, status = bgnbd_baseline_fit(none, 1e-3)
+    assert status.startswith("bg/nbd degenerate: no repeat customer") and "-> nbd" in status
+    assert np.all((quiet > 1 - 1e-6) & (quiet <= 1))
+    np.testing.assert_allclose(bgnbd_no_purchase_baseline(none, 1e-3), quiet)
+    # everyone bought on the last day of the window: unpenalised, a/b -> infinity
+    boundary = frame.head(4).assign(bgnbd_frequency=[2, 3, 4, 5], bgnbd_recency_days=10,
+                                    customer_age_days=10)
+    quiet, status = bgnbd_baseline_fit(boundary, 0.0)
+    assert "-> infinity" in status and status.endswith("-> nbd")
+    assert np.all((quiet > 0) & (quiet < 1)) and np.all(np.diff(quiet) < 0)
+
+
+def test_a_degenerate_bgnbd_baseline_does_not_fail_the_run() -> None:
+    snapshots = make_snapshots(seed=5).assign(bgnbd_frequency=0, bgnbd_recency_days=0)
+    run = train_churn(snapshots, seed=3, n_bootstrap=10, params=FAST)
+    assert "degenerate" in run.params["bgnbd_baseline_fit_status"]
+    bgnbd = next(m for m in run.primary_metrics() if m.baseline == "bgnbd_p_no_purchase")
+    assert bgnbd.baseline_value is not None
