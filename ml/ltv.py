@@ -20,7 +20,11 @@ snapshot t1 = t0 + H (`fit_clv_procedure`):
   snapshot (fitted on every purchase before t1, judged by the normalized Gini of the
   predicted spend in [t1, t1 + H)); BG/NBD + GG are then refitted with it on the
   snapshot they predict from (the test snapshot, or the score snapshot in production):
-  an unsupervised model needs no labels to refit.
+  an unsupervised model needs no labels to refit. The penalty is on ln r, ln a, ln b
+  (unit-free, see ml.clv.fit_bgnbd). A degenerate fit falls back to the NBD (BG/NBD) or
+  to the customers' own mean spend (Gamma-Gamma) and the run says so (`fit_status`);
+  convergence, gradient norm, standard errors and the frequency-spend correlation are
+  recorded (`fit_diagnostics`, `fit_metrics`).
 - ``clv_xgboost``: the regressor's depth is chosen from REGRESSOR_CANDIDATES by fitting
   on t0 and judging on t1's labels; the chosen one is refitted on t1 (the latest
   complete labels) and predicts the next snapshot.
