@@ -622,7 +622,8 @@ def _nbd_objective(log_params: np.ndarray, x_levels: tuple[np.ndarray, np.ndarra
     r, alpha = np.exp(log_params)
     x, age = x_levels
     log_at = np.log(alpha + age)
-    ll = np.sum(weight * (gammaln(r + x) - gammaln(r) + r * np.log(alpha) - (r + x) * log_at))
+    ll = np.sum(weight * (gammaln(r + x) - gammaln(r) + r * np.log(alpha)
+                          - (r + x) * log_at))
     g_r = np.sum(weight * (digamma(r + x) - digamma(r) + np.log(alpha) - log_at))
     g_alpha = np.sum(weight * (r / alpha - (r + x) / (alpha + age)))
     nll = -ll / total + penalizer * log_params[0] ** 2

@@ -699,7 +699,8 @@ def evaluate_ltv(snapshots: pd.DataFrame, seed: int, step_days: int, n_cutoffs: 
                            "test": str(o.test)} for o in origins]}
     label_window = Window(origins[0].test, plus_days(origins[-1].test, horizon))
     extra: dict[str, dict[str, Any]] = {
-        "clv_bgnbd": {"fit_status": {cutoff: fit["fit_status"] for cutoff, fit in fits.items()},
+        "clv_bgnbd": {"fit_status": {cutoff: fit["fit_status"]
+                                     for cutoff, fit in fits.items()},
                       "fit_diagnostics": fits},
         "clv_xgboost": {}}
     return [TrainingRun(model_name=name, train_window=Window(first, origins[-1].validation),
