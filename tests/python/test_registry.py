@@ -133,3 +133,17 @@ def test_guardrail_fails_in_dbt_only_when_the_latest_evaluation_is_worse(
     assert failed.returncode != 0 and "ERROR=1" in failed.stdout, failed.stdout[-3000:]
     warned = run_dbt([*select, "--vars", "{ml_guardrail_severity: warn}"], database, events)
     assert warned.returncode == 0 and "WARN=1" in warned.stdout, warned.stdout[-3000:]
+
+
+def test_registry_rebuilt_keeps_one_row_per_key(synth_warehouse, tmp_path) -> None:
+    """A second build (e.g. `make evaluate` after `make build`) merges the same runs
+    again: every registry table keeps one row per key, NULL cutoffs included."""
+    import shutil
+
+    from dbt_project import run_dbt
+
+    database = tmp_path / "wh.duckdb"
+    shutil.copy(synth_warehouse.database, database)
+    events = synth_warehouse.dataset.events_glob
+    again = run_dbt(["build", "--select", "models/ml/registry"], database, events)
+    assert again.returncode == 0 and "ERROR=0" in again.stdout, again.stdout[-3000:]

@@ -1,6 +1,6 @@
 {{ config(
     materialized='incremental',
-    unique_key=['run_id', 'task_name', 'cutoff', 'stage', 'bin'],
+    unique_key='calibration_id',
     on_schema_change='append_new_columns',
 ) }}
 
@@ -34,6 +34,9 @@ unnested as (
 final as (
 
     select
+        -- null-safe key: production tables have no cutoff
+        {{ surrogate_key(['run_id', 'task', 'model_name', 'cutoff', 'stage', 'bin']) }}
+            as calibration_id,
         run_id,
         model_name,
         run_kind,
