@@ -35,8 +35,9 @@ final as (
 
     select
         -- null-safe key: production tables have no cutoff
-        {{ surrogate_key(['run_id', 'task', 'model_name', 'cutoff', 'stage', 'bin']) }}
-            as calibration_id,
+        {{ surrogate_key([
+            'run_id', 'task', 'model_name', 'cutoff', 'stage', 'bin',
+        ]) }} as calibration_id,
         run_id,
         model_name,
         run_kind,
