@@ -91,6 +91,7 @@ select
     production.model_name,
     production.status as production_status,
     coalesce(production.status_reason, evaluation.status_reason) as status_reason,
+    evaluation.status as evaluation_status,
     metrics.metric,
     metrics.cutoff,
     metrics.value,
@@ -175,10 +176,12 @@ def format_models(rows: list[tuple]) -> list[str]:
         return ["    (no model trained)"]
     width = max(len(row[0]) for row in rows) + 1
     lines = []
-    for (name, status, reason, metric, cutoff, value, baseline, baseline_value,
+    for (name, status, reason, evaluation, metric, cutoff, value, baseline, baseline_value,
          low, high, verdict) in rows:
         if status != "trained":
             lines.append(f"    {name:<{width}} SKIPPED ({status}): {reason}")
+        elif evaluation not in (None, "trained"):
+            lines.append(f"    {name:<{width}} trained; evaluation skipped: {reason}")
         elif metric is None:
             lines.append(f"    {name:<{width}} no evaluation yet (make evaluate)"
                          + (f": {reason}" if reason else ""))

@@ -28,13 +28,16 @@ def test_models_lines_show_skips_intervals_and_verdicts() -> None:
     from ml.report import format_models
 
     lines = format_models([
-        ("churn", "trained", None, "roc_auc", date(2019, 12, 18), 0.74, "recency_rule",
-         0.63, 0.08, 0.14, "better"),
+        ("churn", "trained", None, "trained", "roc_auc", date(2019, 12, 18), 0.74,
+         "recency_rule", 0.63, 0.08, 0.14, "better"),
         ("revenue_forecast", "skipped_insufficient_history",
          "needs 63 days of history, has 30", None, None, None, None, None, None, None,
-         None),
-        ("fraud", "trained", None, None, None, None, None, None, None, None, None),
+         None, None),
+        ("fraud", "trained", None, None, None, None, None, None, None, None, None, None),
+        ("cross_sell", "trained", "needs 42 days of basket sessions, has 30",
+         "skipped_insufficient_history", None, None, None, None, None, None, None, None),
     ])
     assert "0.740 vs recency_rule 0.630 [+0.080, +0.140] better" in lines[0]
     assert "SKIPPED" in lines[1] and "needs 63 days of history, has 30" in lines[1]
     assert "no evaluation yet" in lines[2]
+    assert "evaluation skipped: needs 42 days" in lines[3]
