@@ -935,7 +935,7 @@ def evaluate_similar_products(windows: pd.DataFrame, items: pd.DataFrame,
                                    "session_products": int(len(units))})
                 n_test += len(units)
             resampler = Resampler(len(units), n_samples=n_samples, seed=seed + i,
-                                  clusters=pd.factorize(units["session_id"])[0])
+                                  clusters=units["session_id"].astype(str).to_numpy())
             metrics += compare(
                 f"co_view_hit_rate_at_{k}",
                 _mean_of(units["is_hit"].to_numpy(float)),
