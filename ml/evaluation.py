@@ -210,13 +210,18 @@ class Resampler:
             return
         if clusters is not None:
             codes, _ = _factorize(np.asarray(clusters))
+            # rows grouped by cluster: cluster c holds order[starts[c]:starts[c] + sizes[c]]
             order = np.argsort(codes, kind="stable")
-            bounds = np.flatnonzero(np.diff(codes[order])) + 1
-            members = np.split(order, bounds)
-            n_clusters = len(members)
+            sizes = np.bincount(codes)
+            starts = np.cumsum(sizes) - sizes
+            n_clusters = sizes.size
             for _ in range(self.n_samples):
                 drawn = rng.integers(0, n_clusters, n_clusters)
-                self.samples.append(np.concatenate([members[i] for i in drawn]))
+                # the drawn clusters' rows, concatenated, without a Python loop
+                drawn_sizes = sizes[drawn]
+                out_starts = np.cumsum(drawn_sizes) - drawn_sizes
+                shift = np.repeat(starts[drawn] - out_starts, drawn_sizes)
+                self.samples.append(order[np.arange(drawn_sizes.sum()) + shift])
         elif block_length is not None:
             length = max(1, min(int(block_length), self.n_rows))
             n_blocks = math.ceil(self.n_rows / length)
