@@ -56,8 +56,8 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 from ml.calibration import (CALIBRATION_BINS, Calibrator, calibration_rows,
                             fit_calibrator)
-from ml.customer_snapshots import (evaluation_windows, plus_days, production_windows,
-                                   snapshot_at, snapshot_role)
+from ml.customer_snapshots import (MOVES_WITH_SNAPSHOT_DATE, evaluation_windows, plus_days,
+                                   production_windows, snapshot_at, snapshot_role)
 from ml.drift import feature_drift
 from ml.evaluation import Resampler, compare
 from ml.ltv import (LTV_FEATURES, bgnbd_summary, choose_bgnbd_penalizer, fit_bgnbd_only,
@@ -467,7 +467,8 @@ def train_churn(snapshots: pd.DataFrame, seed: int, n_bootstrap: int = 200,
         feature_importance=_gain_importance(choice.classifier),
         model={"classifier": choice.classifier, "calibrator": choice.calibrator,
                "features": list(CHURN_FEATURES)},
-        drift=feature_drift(validation, score, CHURN_FEATURES),
+        drift=feature_drift(validation, score, CHURN_FEATURES,
+                            moves_with_time=MOVES_WITH_SNAPSHOT_DATE),
         calibration=calibration_rows(y, choice.validation_raw, "uncalibrated",
                                      origin.validation, task="validation"),
     )

@@ -21,8 +21,14 @@ import pandas as pd
 
 from ml.evaluation import InsufficientHistory, Origin, evaluation_origins, require_history
 
-__all__ = ["MIN_HISTORY_DAYS", "ProductionWindows", "evaluation_windows", "plus_days",
-           "production_windows", "snapshot_at", "snapshot_role"]
+__all__ = ["MIN_HISTORY_DAYS", "MOVES_WITH_SNAPSHOT_DATE", "ProductionWindows",
+           "evaluation_windows", "plus_days", "production_windows", "snapshot_at",
+           "snapshot_role"]
+
+# Features that grow with the snapshot date for the same customers (days since the first
+# purchase or visit): between the training and the scoring snapshot they shift by the
+# horizon by construction, which is not drift (ml/drift.py).
+MOVES_WITH_SNAPSHOT_DATE = ("customer_age_days", "tenure_days")
 
 # Days of purchases before the first training snapshot: fewer, and the training
 # snapshot holds too few customers (and too short histories) to fit on.

@@ -12,9 +12,12 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-__all__ = ["PSI_WARN", "feature_drift", "population_stability_index"]
+__all__ = ["MIN_ROWS", "PSI_WARN", "feature_drift", "population_stability_index"]
 
 PSI_WARN = 0.25
+# Below this many rows on either side a decile PSI is mostly noise (ten rows of open sessions
+# give PSI > 3 on features that did not move): it is not computed.
+MIN_ROWS = 100
 # Empty bins get this share, so a bin that appears or vanishes counts (large, finite).
 _FLOOR = 1e-4
 
@@ -51,17 +54,33 @@ def population_stability_index(reference: np.ndarray, current: np.ndarray,
 
 
 def feature_drift(reference: pd.DataFrame, current: pd.DataFrame,
-                  features: Iterable[str], task: str | None = None) -> list[dict[str, Any]]:
+                  features: Iterable[str], task: str | None = None,
+                  moves_with_time: Iterable[str] = ()) -> list[dict[str, Any]]:
     """One row per feature: psi, the two snapshots' sizes and means, and whether the
-    PSI is above PSI_WARN (rows for `TrainingRun.drift`)."""
+    PSI is above PSI_WARN (rows for `TrainingRun.drift`).
+
+    `moves_with_time` names features that shift between two snapshot dates by
+    construction (tenure grows with the date): their PSI is reported with
+    `is_expected_shift` and never counts as drift. With fewer than MIN_ROWS rows on a
+    side the PSI is None and `psi_note` says why.
+    """
+    expected = set(moves_with_time)
     rows = []
     for feature in features:
         ref = pd.to_numeric(reference[feature], errors="coerce").to_numpy(dtype=float)
         cur = pd.to_numeric(current[feature], errors="coerce").to_numpy(dtype=float)
-        psi = population_stability_index(ref, cur)
+        note = None
+        if min(len(ref), len(cur)) < MIN_ROWS:
+            psi = None
+            note = (f"not computed: {len(ref)} training and {len(cur)} scoring rows, "
+                    f"fewer than {MIN_ROWS} on a side")
+        else:
+            psi = population_stability_index(ref, cur)
+        shifts = feature in expected
         rows.append({"task": task, "feature": feature, "psi": psi,
                      "n_reference": int(len(ref)), "n_current": int(len(cur)),
                      "mean_reference": float(np.nanmean(ref)) if len(ref) else None,
                      "mean_current": float(np.nanmean(cur)) if len(cur) else None,
-                     "is_drifted": bool(psi is not None and psi > PSI_WARN)})
+                     "is_expected_shift": shifts, "psi_note": note,
+                     "is_drifted": bool(psi is not None and psi > PSI_WARN and not shifts)})
     return rows

@@ -49,8 +49,8 @@ from scipy.stats import spearmanr
 from ml.clv import (bgnbd_expected_purchases, bgnbd_p_alive, bgnbd_p_no_purchase,
                     empirical_expected_spend, fit_bgnbd, fit_gamma_gamma, fit_nbd,
                     gamma_gamma_expected_spend, nbd_expected_purchases, nbd_p_no_purchase)
-from ml.customer_snapshots import (evaluation_windows, plus_days, production_windows,
-                                   snapshot_at, snapshot_role)
+from ml.customer_snapshots import (MOVES_WITH_SNAPSHOT_DATE, evaluation_windows, plus_days,
+                                   production_windows, snapshot_at, snapshot_role)
 from ml.drift import feature_drift
 from ml.evaluation import (InsufficientHistory, Resampler, compare, train_or_skip)
 from ml.registry import Metric, TrainingRun, Window
@@ -645,7 +645,8 @@ def train_ltv(snapshots: pd.DataFrame, seed: int, n_bootstrap: int = 200,
                                "validation", origin.validation),
         feature_importance=_gain_importance(choice.regressor),
         model={"regressor": choice.regressor, "features": list(LTV_FEATURES)},
-        drift=feature_drift(validation, score, LTV_FEATURES),
+        drift=feature_drift(validation, score, LTV_FEATURES,
+                            moves_with_time=MOVES_WITH_SNAPSHOT_DATE),
     )
     return [bgnbd_run, xgb_run]
 

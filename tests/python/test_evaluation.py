@@ -200,3 +200,17 @@ def test_keyed_resamples_do_not_depend_on_row_order() -> None:
     assert (first.ci_low, first.ci_high) == pytest.approx((second.ci_low, second.ci_high))
     with pytest.raises(ValueError, match="unique"):
         Resampler(3, keys=[1, 1, 2])
+
+
+def test_drift_skips_tiny_snapshots_and_expected_shifts() -> None:
+    rng = np.random.default_rng(8)
+    reference = pd.DataFrame({"tenure_days": rng.integers(0, 60, 2000).astype(float),
+                              "views": rng.poisson(3, 2000).astype(float)})
+    later = reference.assign(tenure_days=reference["tenure_days"] + 14)
+    rows = {r["feature"]: r for r in feature_drift(reference, later, ["tenure_days", "views"],
+                                                   moves_with_time=["tenure_days"])}
+    assert rows["tenure_days"]["psi"] > PSI_WARN and rows["tenure_days"]["is_expected_shift"]
+    assert not rows["tenure_days"]["is_drifted"]
+    tiny = feature_drift(reference, later.head(10), ["views"])[0]
+    assert tiny["psi"] is None and "fewer than 100" in tiny["psi_note"]
+    assert not tiny["is_drifted"]

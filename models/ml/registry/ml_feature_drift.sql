@@ -23,6 +23,7 @@ unnested as (
             '[{"task": "VARCHAR", "feature": "VARCHAR", "psi": "DOUBLE",
                "n_reference": "BIGINT", "n_current": "BIGINT",
                "mean_reference": "DOUBLE", "mean_current": "DOUBLE",
+               "is_expected_shift": "BOOLEAN", "psi_note": "VARCHAR",
                "is_drifted": "BOOLEAN"}]'
         ), recursive := true)
     from training_runs
@@ -42,6 +43,8 @@ final as (
         n_current,
         mean_reference,
         mean_current,
+        coalesce(is_expected_shift, false) as is_expected_shift,
+        psi_note,
         is_drifted
     from unnested
 
