@@ -38,6 +38,7 @@ from sklearn.metrics import roc_auc_score
 
 from ml.evaluation import (BOOTSTRAP_SAMPLES, InsufficientHistory, Resampler, compare,
                            require_history, rolling_cutoffs)
+from ml.metrics import RankStatistics
 from ml.registry import Metric, TrainingRun, Window
 
 __all__ = [
@@ -364,24 +365,15 @@ def _top_k_share(score: np.ndarray, key: np.ndarray, is_positive: np.ndarray,
 
 def _auc_of(score: np.ndarray, is_positive: np.ndarray, what: str) -> Any:
     """ROC-AUC of `score` on a resample of users (ties count one half), as a statistic
-    of the drawn rows; sorted once, each resample only reweights."""
-    score = np.asarray(score, float)
-    order = np.argsort(score, kind="stable")
-    sorted_score = score[order]
-    starts = np.flatnonzero(np.r_[True, sorted_score[1:] != sorted_score[:-1]])
-    positive = np.asarray(is_positive, bool)[order].astype(float)
-    n = len(order)
-    inverse = np.empty(n, dtype=np.int64)
-    inverse[order] = np.arange(n)
+    of the drawn rows (ml.metrics.RankStatistics)."""
+    ranks = RankStatistics(np.asarray(is_positive, bool).astype(float), score)
 
     def statistic(rows: np.ndarray) -> float:
-        weights = np.bincount(inverse[rows], minlength=n).astype(float)
-        pos = np.add.reduceat(weights * positive, starts) if n else np.zeros(0)
-        neg = np.add.reduceat(weights * (1 - positive), starts) if n else np.zeros(0)
-        if pos.sum() == 0 or neg.sum() == 0:
-            raise ValueError(f"ROC-AUC is undefined: the users drawn are all or none {what}")
-        below = np.cumsum(neg) - neg
-        return float((pos * (below + 0.5 * neg)).sum() / (pos.sum() * neg.sum()))
+        try:
+            return ranks.roc_auc(rows)
+        except ValueError:
+            raise ValueError(f"ROC-AUC is undefined: the users drawn are all or none "
+                             f"{what}") from None
     return statistic
 
 

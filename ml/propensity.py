@@ -69,10 +69,11 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ml.calibration import CALIBRATION_BINS, calibration_rows, fit_calibrator
+from ml.calibration import calibration_rows, fit_calibrator
 from ml.drift import feature_drift
 from ml.evaluation import (BOOTSTRAP_SAMPLES, InsufficientHistory, Resampler, compare,
                            require_history, rolling_cutoffs, train_or_skip)
+from ml.metrics import ProbabilityStatistics, RankStatistics
 from ml.registry import Metric, TrainingRun, Window
 from ml.relations import to_frame
 
@@ -201,41 +202,16 @@ def propensity_metrics(y: np.ndarray, probability: np.ndarray) -> dict[str, floa
 
 
 class _Weighted:
-    """A score sorted once, highest first, so that every metric of a bootstrap resample
-    is a weighted pass over the same order (the weights are how often each row was
-    drawn): O(n) per resample instead of a sort. Equal to scikit-learn's metrics with
-    unit weights (ties grouped as one threshold)."""
+    """A score sorted once, highest first, so that the precision in the top share of a
+    bootstrap resample is a weighted pass over the same order (the weights are how often
+    each row was drawn)."""
 
     def __init__(self, y: np.ndarray, score: np.ndarray) -> None:
         self.order = np.argsort(-score, kind="stable")
         self.y = y[self.order]
         self.score = score[self.order]
-        self.ends = np.flatnonzero(np.r_[self.score[1:] != self.score[:-1], True])
-        self.starts = np.r_[0, self.ends[:-1] + 1]
-
-    def _curve(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        w = w[self.order]
-        tps = np.cumsum(w * self.y)[self.ends]
-        fps = np.cumsum(w * (1.0 - self.y))[self.ends]
-        return tps, fps
-
-    def pr_auc(self, w: np.ndarray) -> float:
-        tps, fps = self._curve(w)
-        if tps[-1] <= 0:
-            raise ValueError("no positive rows: PR-AUC is undefined")
-        taken = tps + fps
-        precision = np.divide(tps, taken, out=np.zeros_like(tps), where=taken > 0)
-        recall = tps / tps[-1]
-        return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-
-    def roc_auc(self, w: np.ndarray) -> float:
-        tps, fps = self._curve(w)
-        if tps[-1] <= 0 or fps[-1] <= 0:
-            raise ValueError("one class only: ROC-AUC is undefined")
-        tpr = np.r_[0.0, tps / tps[-1]]
-        fpr = np.r_[0.0, fps / fps[-1]]
-        return float(np.trapezoid(tpr, fpr) if hasattr(np, "trapezoid")
-                     else np.trapz(tpr, fpr))
+        ends = np.flatnonzero(np.r_[self.score[1:] != self.score[:-1], True])
+        self.starts = np.r_[0, ends[:-1] + 1]
 
     def precision_top(self, w: np.ndarray, share: float = TOP_SHARE) -> float:
         w = w[self.order]
@@ -255,32 +231,33 @@ def _weighted(y: np.ndarray, score: np.ndarray) -> _Weighted:
     return _Weighted(np.asarray(y, dtype=float), np.asarray(score, dtype=float))
 
 
-def _brier(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
-    return float(np.sum(w * (p - y) ** 2) / np.sum(w))
-
-
-def _ece(y: np.ndarray, p: np.ndarray, w: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
-    which = np.minimum((np.clip(p, 0, 1) * bins).astype(int), bins - 1)
-    gap = (np.bincount(which, weights=w * y, minlength=bins)
-           - np.bincount(which, weights=w * p, minlength=bins))
-    return float(np.abs(gap).sum() / np.sum(w))
+# The reasons recorded when a resample's rows leave a metric undefined.
+_UNDEFINED = {"pr_auc": "no positive rows: PR-AUC is undefined",
+              "roc_auc": "one class only: ROC-AUC is undefined"}
 
 
 def weighted_metric(metric: str, y: np.ndarray, score: np.ndarray,
                     weights: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray],
                                                                             float]:
     """A statistic for `compare`: rows -> `metric` (pr_auc, roc_auc, precision_top_5pct,
-    brier, ece) of `score` against `y` on those rows, computed as a weighted pass
-    (weights(rows) = how often each row was drawn)."""
+    brier, ece) of `score` against `y` on those rows. The precision in the top share is
+    a weighted pass (weights(rows) = how often each row was drawn); the others come from
+    ml.metrics."""
     y = np.asarray(y, dtype=float)
     score = np.asarray(score, dtype=float)
     if metric in ("brier", "ece"):
-        function = _brier if metric == "brier" else _ece
-        return lambda rows: function(y, score, weights(rows))
+        return ProbabilityStatistics(y, score).statistic(metric)
+    if metric in ("pr_auc", "roc_auc"):
+        statistic = RankStatistics(y, score).statistic(metric)
+
+        def ranked_metric(rows: np.ndarray) -> float:
+            try:
+                return statistic(rows)
+            except ValueError:
+                raise ValueError(_UNDEFINED[metric]) from None
+        return ranked_metric
     ranked = _weighted(y, score)
-    method = {"pr_auc": ranked.pr_auc, "roc_auc": ranked.roc_auc,
-              _PRECISION: ranked.precision_top}[metric]
-    return lambda rows: method(weights(rows))
+    return lambda rows: ranked.precision_top(weights(rows))
 
 
 def _weights_of(resampler: Resampler) -> Callable[[np.ndarray], np.ndarray]:
@@ -487,12 +464,13 @@ def choose_params(train: pd.DataFrame, validation: pd.DataFrame, task_name: str,
     constraint on (the simpler model)."""
     grid = grid or GRID
     y = validation[LABEL].astype(int).to_numpy()
-    ones = np.ones(len(y))
+    everyone = np.arange(len(y))
     table, fits = [], {}
     for config in grid_configs(grid):
         fitted = fit_classifier(train, task_name, seed, {**(base_params or {}), **config})
         for trees in sorted(int(t) for t in grid["n_estimators"]):
-            score = _weighted(y, predict(fitted, validation, n_trees=trees)).pr_auc(ones)
+            score = RankStatistics(y, predict(fitted, validation, n_trees=trees)
+                                   ).average_precision(everyone)
             table.append({"min_child_weight": config["min_child_weight"],
                           MONOTONE: config[MONOTONE], "n_estimators": trees,
                           "validation_pr_auc": score})
