@@ -13,13 +13,14 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from dbt_project import query
 from ml.calibration import brier_score, expected_calibration_error
-from ml.metrics import ProbabilityStatistics, RankStatistics
-from ml.churn import (BASELINES, CHURN_FEATURES, _compare_churn, bgnbd_baseline_fit, bgnbd_no_purchase_baseline,
-                      churn_metrics, empty_churn_scores, evaluate_churn,
-                      fit_churn_classifier, fit_churn_procedure, predict_churn, risk_bands,
-                      score_churn, top_decile_lift, top_reasons, train_churn)
+from ml.churn import (BASELINES, CHURN_FEATURES, _compare_churn, bgnbd_baseline_fit,
+                      bgnbd_no_purchase_baseline, churn_metrics, empty_churn_scores,
+                      evaluate_churn, fit_churn_classifier, fit_churn_procedure,
+                      predict_churn, risk_bands, score_churn, top_decile_lift, top_reasons,
+                      train_churn)
 from ml.customer_snapshots import snapshot_role
 from ml.evaluation import InsufficientHistory, Resampler, train_or_skip
+from ml.metrics import ProbabilityStatistics, RankStatistics
 from ml.registry import SKIPPED_INSUFFICIENT_HISTORY, TrainingRun, Window, load_model
 
 # --------------------------------------------------------------------------- small frames
