@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -128,12 +129,16 @@ class Browser:
 @contextmanager
 def chromium(binary: str, width: int = 1440, height: int = 1100) -> Iterator[Browser]:
     """A headless Chromium with a fresh profile; yields its first tab."""
-    with tempfile.TemporaryDirectory(prefix="rees46-chromium-") as profile:
+    # Chromium's helper processes (crashpad, GPU, renderers) outlive the main one and
+    # keep writing into the profile, so the whole process group is stopped and the
+    # profile removed with retries rather than by TemporaryDirectory's single pass.
+    profile = tempfile.mkdtemp(prefix="rees46-chromium-")
+    try:
         process = subprocess.Popen(
             [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
              "--remote-debugging-port=0", f"--window-size={width},{height}",
              "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             active = Path(profile) / "DevToolsActivePort"
             _wait(lambda: active.exists() and len(active.read_text().split()) >= 2,
@@ -148,12 +153,32 @@ def chromium(binary: str, width: int = 1440, height: int = 1100) -> Iterator[Bro
                 browser.call("Page.enable")
                 yield browser
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop_group(process)
+    finally:
+        _remove_tree(Path(profile))
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """Terminate a process and every helper it started in its session."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # helpers that ignored SIGTERM
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+def _remove_tree(path: Path, attempts: int = 20) -> None:
+    for _ in range(attempts):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(0.25)
+    raise OSError(f"could not remove Chromium's profile {path}")
 
 
 @contextmanager
