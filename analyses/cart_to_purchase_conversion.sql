@@ -1,3 +1,5 @@
+-- needs click-stream events: not built for a transactions-only source
+{{ config(enabled=var('source') == 'rees46') }}
 -- What share of sessions that reach the cart go on to buy, overall and by
 -- brand? Counted in sessions with the funnel's monotone rule (docs block
 -- funnel_rules): a session reaches the cart when it has a cart or a purchase

@@ -1,3 +1,5 @@
+-- needs click-stream events: not built for a transactions-only source
+{{ config(enabled=var('source') == 'rees46') }}
 -- When do people buy? Purchase lines, buyers and revenue by ISO weekday
 -- (1 = Monday) and UTC hour, busiest first. Real REES46 purchases peak around
 -- 09:00 UTC.

@@ -1,3 +1,5 @@
+-- needs click-stream events: not built for a transactions-only source
+{{ config(enabled=var('source') == 'rees46') }}
 -- Do cheaper products convert better? Views, purchases, view-to-purchase
 -- conversion and revenue by band of the product's latest price (USD).
 with product_performance as (

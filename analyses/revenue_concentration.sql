@@ -1,3 +1,5 @@
+-- needs click-stream events: not built for a transactions-only source
+{{ config(enabled=var('source') == 'rees46') }}
 -- How concentrated are sales? Share of revenue (and of views) earned by the
 -- top 10% of products seen, ranked by revenue (and by views). In the real
 -- data the top 10% of products get about 83% of views.

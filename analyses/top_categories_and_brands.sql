@@ -1,3 +1,5 @@
+-- needs click-stream events: not built for a transactions-only source
+{{ config(enabled=var('source') == 'rees46') }}
 -- Which categories and brands earn the most, and how well do they convert
 -- views into purchases? The top 20 of each by revenue over the whole period.
 with category_performance as (

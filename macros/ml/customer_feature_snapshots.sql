@@ -5,8 +5,9 @@
     snapshot date, features from the days strictly before it and labels from
     the horizon after it (docs block ml_customer_snapshots_rule).
 
-    The caller defines the import CTEs `purchases` (fct_purchases) and
-    `sessions` (fct_sessions) and a CTE `snapshot_dates` with the columns
+    The caller defines the import CTEs `purchases` (int_purchases, customer
+    purchases only) and `visits` (int_customer_visits), the purchase contract
+    either source maps onto, and a CTE `snapshot_dates` with the columns
     snapshot_role, snapshot_date and last_event_date (one row per snapshot
     date); the macro adds the CTEs from `purchase_days` to `final`. The
     purchases and the sessions are rolled up per user x day once; each snapshot
@@ -21,8 +22,8 @@ purchase_days as (
         user_id,
         purchase_date,
         count(*) as purchase_lines,
-        count(distinct session_id) as orders,
-        sum(price) as spend
+        count(distinct order_id) as orders,
+        sum(amount) as spend
     from purchases
     group by 1, 2
 
@@ -43,13 +44,13 @@ session_days as (
 
     select
         user_id,
-        session_date,
+        visit_date as session_date,
         count(*) as sessions,
         sum(views) as views,  -- noqa: RF04
         sum(carts) as carts,
         count(*) filter (where has_cart) as cart_sessions,
         count(*) filter (where is_cart_abandoned) as abandoned_cart_sessions
-    from sessions
+    from visits
     group by 1, 2
 
 ),

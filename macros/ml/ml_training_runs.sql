@@ -4,6 +4,9 @@
     (rolling-origin runs, selector `evaluate`), one row per run (see ml/registry.py
     for the columns).
 
+    With a transactions-only source (var source other than rees46), the models
+    of var ml_click_stream_models are disabled and left out.
+
     An evaluation model that has not been built (a production build excludes
     tag:ml_evaluation) is left out: its runs of earlier builds are already in the
     incremental registry tables. With no model at all, an empty relation of the
@@ -32,10 +35,12 @@
         ('is_below_baseline', 'boolean'),
     ] -%}
     {%- set relations = [] -%}
-    {%- for training_model in var('ml_training_models') %}
+    {%- set skipped = [] if var('source') == 'rees46' else var('ml_click_stream_models') -%}
+    {%- for training_model in var('ml_training_models') if training_model not in skipped %}
         {%- do relations.append(ref(training_model)) -%}
     {%- endfor %}
-    {%- for evaluation_model in var('ml_evaluation_models', []) %}
+    {%- for evaluation_model in var('ml_evaluation_models', [])
+        if evaluation_model not in skipped %}
         {%- set relation = ref(evaluation_model) -%}
         {%- if not execute or load_relation(relation) is not none -%}
             {%- do relations.append(relation) -%}

@@ -1,30 +1,17 @@
--- One row per user seen in the events: activity span, sessions, lifetime
--- purchases and revenue (from fct_purchases), favourite category and brand.
-with users as (
+-- One row per customer the source has seen: activity span, visits, lifetime
+-- purchases and revenue (from the purchase contract), favourite category and
+-- brand. Reads only the contract (models/intermediate/contract), so either
+-- source builds it.
+with activity as (
 
-    select * from {{ ref('int_customers_events_aggregated') }}
-
-),
-
-sessions as (
-
-    select * from {{ ref('fct_sessions') }}
+    select * from {{ ref('int_customer_activity') }}
 
 ),
 
 purchases as (
 
-    select * from {{ ref('fct_purchases') }}
-
-),
-
-sessions_per_user as (
-
-    select
-        user_id,
-        count(*) as sessions
-    from sessions
-    group by 1
+    select * from {{ ref('int_purchases') }}
+    where is_customer_purchase
 
 ),
 
@@ -35,9 +22,9 @@ purchases_per_user as (
         min(purchased_at) as first_purchase_at,
         max(purchased_at) as last_purchase_at,
         count(*) as purchases,
-        count(distinct session_id) as orders,
+        count(distinct order_id) as orders,
         count(distinct purchase_date) as purchase_days,
-        sum(price) as revenue
+        sum(amount) as revenue
     from purchases
     group by 1
 
@@ -46,13 +33,13 @@ purchases_per_user as (
 final as (
 
     select
-        users.user_id,
-        users.first_event_at as first_seen_at,
-        users.last_event_at as last_seen_at,
-        cast(coalesce(sessions_per_user.sessions, 0) as integer) as sessions,
-        cast(users.events as integer) as events,
-        cast(users.views as integer) as views,  -- noqa: RF04
-        cast(users.carts as integer) as carts,
+        activity.user_id,
+        activity.first_seen_at,
+        activity.last_seen_at,
+        activity.sessions,
+        activity.events,
+        activity.views,  -- noqa: RF04
+        activity.carts,
         purchases_per_user.user_id is not null as is_buyer,
         purchases_per_user.first_purchase_at,
         purchases_per_user.last_purchase_at,
@@ -68,13 +55,11 @@ final as (
         cast(
             coalesce(purchases_per_user.revenue, 0) as decimal(18, 2)
         ) as lifetime_revenue,
-        users.favourite_category_code,
-        users.favourite_brand
-    from users
-    left join sessions_per_user
-        on users.user_id = sessions_per_user.user_id
+        activity.favourite_category_code,
+        activity.favourite_brand
+    from activity
     left join purchases_per_user
-        on users.user_id = purchases_per_user.user_id
+        on activity.user_id = purchases_per_user.user_id
 
 )
 

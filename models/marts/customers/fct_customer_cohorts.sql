@@ -4,7 +4,8 @@
 -- block customers_cohort_rules.
 with purchases as (
 
-    select * from {{ ref('fct_purchases') }}
+    select * from {{ ref('int_purchases') }}
+    where is_customer_purchase
 
 ),
 
@@ -27,7 +28,7 @@ buyer_months as (
         cast({{ dbt.date_trunc('month', 'purchase_date') }} as date)
             as activity_month,
         count(*) as purchases,
-        sum(price) as revenue
+        sum(amount) as revenue
     from purchases
     group by 1, 2
 

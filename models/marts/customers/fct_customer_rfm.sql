@@ -4,7 +4,8 @@
 -- rfm_segments. Scoring rules: docs block customers_rfm_rules.
 with purchases as (
 
-    select * from {{ ref('fct_purchases') }}
+    select * from {{ ref('int_purchases') }}
+    where is_customer_purchase
 
 ),
 
@@ -39,9 +40,9 @@ buyers as (
         as_of.as_of_date,
         min(purchases.purchase_date) as first_purchase_date,
         max(purchases.purchase_date) as last_purchase_date,
-        count(distinct purchases.session_id) as orders,
+        count(distinct purchases.order_id) as orders,
         count(*) as purchases,
-        sum(purchases.price) as monetary_value
+        sum(purchases.amount) as monetary_value
     from purchases
     inner join as_of
         on purchases.purchase_date <= as_of.as_of_date

@@ -10,28 +10,23 @@
 {%- set horizon = var('ml_label_horizon_days') | int %}
 {%- set step = var('ml_evaluation_step_days') | int %}
 {%- set n_cutoffs = var('ml_evaluation_cutoffs') | int %}
-with events as (
+with purchases as (
 
-    select * from {{ ref('stg_rees46__events') }}
-
-),
-
-purchases as (
-
-    select * from {{ ref('fct_purchases') }}
+    select * from {{ ref('int_purchases') }}
+    where is_customer_purchase
 
 ),
 
-sessions as (
+visits as (
 
-    select * from {{ ref('fct_sessions') }}
+    select * from {{ ref('int_customer_visits') }}
 
 ),
 
 bounds as (
 
-    select max(event_date) as last_event_date
-    from events
+    select max(visit_date) as last_event_date
+    from visits
 
 ),
 

@@ -7,28 +7,23 @@
 -- user-days, never a new scan of the events.
 {%- set horizon = var('ml_label_horizon_days') | int %}
 {%- set cutoff = var('ml_cutoff_date') %}
-with events as (
+with purchases as (
 
-    select * from {{ ref('stg_rees46__events') }}
-
-),
-
-purchases as (
-
-    select * from {{ ref('fct_purchases') }}
+    select * from {{ ref('int_purchases') }}
+    where is_customer_purchase
 
 ),
 
-sessions as (
+visits as (
 
-    select * from {{ ref('fct_sessions') }}
+    select * from {{ ref('int_customer_visits') }}
 
 ),
 
 bounds as (
 
-    select max(event_date) as last_event_date
-    from events
+    select max(visit_date) as last_event_date
+    from visits
 
 ),
 

@@ -1,19 +1,20 @@
 {{ config(materialized='table') }}
 
 -- One row per series x measure x day: daily revenue and orders overall and
--- per category level 1, every day from the first to the last day with
--- activity (days without a purchase are 0), and whether the day is a known
--- sale day (seed sale_days, not read from the data). Docs block
+-- per category level 1 (when the source has categories), every day from the
+-- first to the last day with activity (days without a purchase are 0), and
+-- whether the day is a known sale day (seed sale_days, not read from the
+-- data). All purchases count, with or without a known customer. Docs block
 -- ml_forecast_rule.
 with purchases as (
 
-    select * from {{ ref('fct_purchases') }}
+    select * from {{ ref('int_purchases') }}
 
 ),
 
-daily_trends as (
+visits as (
 
-    select * from {{ ref('fct_daily_trends') }}
+    select * from {{ ref('int_customer_visits') }}
 
 ),
 
@@ -23,10 +24,40 @@ sale_days as (
 
 ),
 
+day_numbers as (
+
+    {{ dbt.generate_series(8192) }}
+
+),
+
+activity_dates as (
+
+    select purchase_date as activity_date from purchases
+    union all
+    select visit_date as activity_date from visits
+
+),
+
+span as (
+
+    select
+        min(activity_date) as first_date,
+        max(activity_date) as last_date
+    from activity_dates
+
+),
+
 days as (
 
-    select trend_date as series_date
-    from daily_trends
+    select
+        cast({{ dbt.dateadd(
+            'day', 'day_numbers.generated_number - 1', 'span.first_date'
+        ) }} as date) as series_date
+    from day_numbers
+    cross join span
+    where
+        day_numbers.generated_number - 1
+        <= {{ dbt.datediff('span.first_date', 'span.last_date', 'day') }}
 
 ),
 
@@ -34,6 +65,11 @@ categories as (
 
     select distinct coalesce(category_l1, 'unknown') as category_l1
     from purchases
+    -- a source without categories has the overall series only
+    where exists (
+        select 1 from purchases as categorised
+        where categorised.category_l1 is not null
+    )
 
 ),
 
@@ -42,10 +78,21 @@ category_daily as (
     select
         purchase_date as series_date,
         coalesce(category_l1, 'unknown') as category_l1,
-        sum(price) as revenue,
-        count(distinct session_id) as orders
+        sum(amount) as revenue,
+        count(distinct order_id) as orders
     from purchases
     group by 1, 2
+
+),
+
+overall_daily as (
+
+    select
+        purchase_date as series_date,
+        sum(amount) as revenue,
+        count(distinct order_id) as orders
+    from purchases
+    group by 1
 
 ),
 
@@ -73,10 +120,12 @@ overall_series as (
         'overall' as series_id,
         'overall' as series_level,
         cast(null as {{ dbt.type_string() }}) as category_l1,
-        trend_date as series_date,
-        revenue,
-        orders
-    from daily_trends
+        days.series_date,
+        coalesce(overall_daily.revenue, 0) as revenue,
+        coalesce(overall_daily.orders, 0) as orders
+    from days
+    left join overall_daily
+        on days.series_date = overall_daily.series_date
 
 ),
 
