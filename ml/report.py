@@ -114,6 +114,31 @@ where production.run_kind = 'production'
 order by 1, 4, 7
 """
 
+# A transactions-only source (Online Retail II invoices): no events or sessions.
+INVOICE_LOAD_SQL = """
+select
+    count(*) as files,
+    sum(rows_read) as rows_read,
+    sum(rows_kept) as lines_kept,
+    sum(rows_duplicate) as rows_duplicate,
+    sum(rows_rejected) as rows_rejected,
+    sum(rows_without_customer) as lines_without_customer,
+    sum(rows_return) as return_lines
+from stg_online_retail__load_audit
+"""
+
+INVOICE_SALES_SQL = """
+select
+    min(purchased_at) as first_purchase_at,
+    max(purchased_at) as last_purchase_at,
+    count(distinct order_id) as invoices,
+    count(*) as product_lines,
+    sum(returned_quantity) as units_returned,
+    sum(amount) as revenue,
+    sum(amount) filter (where user_id is null) as revenue_without_customer
+from int_purchases
+"""
+
 SEGMENTS_SQL = """
 select segment, count(*) as customers
 from fct_customer_rfm
@@ -123,6 +148,12 @@ limit 3
 """
 
 
+def source_of(con: duckdb.DuckDBPyConnection) -> str:
+    """Which source the warehouse was built from: rees46 or online_retail."""
+    tables = {name for (name,) in con.sql("select table_name from duckdb_tables()").fetchall()}
+    return "online_retail" if "stg_online_retail__load_audit" in tables else "rees46"
+
+
 def headline(database: Path) -> dict[str, object]:
     """The headline figures as a dict, read from the warehouse at `database`."""
     with duckdb.connect(str(database), read_only=True) as con:
@@ -130,17 +161,26 @@ def headline(database: Path) -> dict[str, object]:
             relation = con.sql(sql)
             return dict(zip(relation.columns, relation.fetchall()[0]))
 
-        return {
-            **one(LOAD_SQL), **one(SALES_SQL), **one(CUSTOMERS_SQL),
-            "spike_days": con.sql(SPIKES_SQL).fetchall(),
-            "top_category": con.sql(TOP_CATEGORY_SQL).fetchall()[0],
+        common = {
+            **one(CUSTOMERS_SQL),
             "top_segments": con.sql(SEGMENTS_SQL).fetchall(),
             "models": con.sql(MODELS_SQL).fetchall(),
+        }
+        if source_of(con) == "online_retail":
+            return {"source": "online_retail", **one(INVOICE_LOAD_SQL),
+                    **one(INVOICE_SALES_SQL), **common}
+        return {
+            "source": "rees46", **one(LOAD_SQL), **one(SALES_SQL), **common,
+            "spike_days": con.sql(SPIKES_SQL).fetchall(),
+            "top_category": con.sql(TOP_CATEGORY_SQL).fetchall()[0],
         }
 
 
 def format_headline(database: Path, figures: dict[str, object]) -> str:
     """Human-readable lines for the terminal."""
+    if figures["source"] == "online_retail":
+        return format_invoice_headline(database, figures)
+
     def n(key: str) -> str:
         return f"{figures[key]:,}"
 
@@ -163,9 +203,42 @@ def format_headline(database: Path, figures: dict[str, object]) -> str:
         f"  top category          {category} ({share:.1%} of revenue)",
         f"  sale-spike days       {spikes}",
         f"  largest RFM segments  {segments}",
-        "  models (primary metric at the last test cutoff, vs each baseline, 95% interval "
-        "of the difference; `make model-cards` for the rest):",
+        *MODELS_HEADER,
         *models,
+    ])
+
+
+MODELS_HEADER = [
+    "  models (primary metric at the last test cutoff, vs each baseline, 95% interval "
+    "of the difference; `make model-cards` for the rest):",
+]
+
+
+def format_invoice_headline(database: Path, figures: dict[str, object]) -> str:
+    """The headline of a transactions-only warehouse (Online Retail II invoices)."""
+    def n(key: str) -> str:
+        return f"{figures[key]:,}"
+
+    segments = ", ".join(f"{name} {count:,}" for name, count in figures["top_segments"])
+    return "\n".join([
+        f"Warehouse: {database.resolve()} (source online_retail: invoices, no click-stream)",
+        f"  raw lines read        {n('rows_read')} from {figures['files']} file(s)",
+        f"  invoice lines kept    {n('lines_kept')} "
+        f"(sheet-overlap duplicates {n('rows_duplicate')}, quarantined {n('rows_rejected')}; "
+        f"{n('return_lines')} return lines, {n('lines_without_customer')} without customer)",
+        f"  period                {figures['first_purchase_at']} .. "
+        f"{figures['last_purchase_at']} UTC",
+        f"  invoices / lines      {n('invoices')} / {n('product_lines')} product sale lines "
+        f"({n('units_returned')} units returned and netted)",
+        f"  customers (buyers)    {n('buyers')}",
+        f"  net revenue           £{figures['revenue']:,.2f} "
+        f"(£{figures['revenue_without_customer'] or 0:,.2f} without customer; customers' "
+        f"AOV £{figures['average_order_value']:,.2f})",
+        f"  largest RFM segments  {segments}",
+        "  click-stream models   not built (sessions, funnels, propensity, recommendations,",
+        "                        fraud, pricing, clusters need events; docs/sources.md)",
+        *MODELS_HEADER,
+        *format_models(figures["models"]),
     ])
 
 
@@ -206,8 +279,10 @@ def serving_status(serving: Path) -> dict[str, object] | None:
         return dict(zip(relation.columns, relation.fetchall()[0]))
 
 
-def format_serving(serving: Path, exports: Path, status: dict[str, object] | None) -> str:
-    """Where analysts and BI tools read the data, and how to open the dashboard."""
+def format_serving(serving: Path, exports: Path, status: dict[str, object] | None,
+                   dashboard: bool = True) -> str:
+    """Where analysts and BI tools read the data, and how to open the dashboard (which
+    needs the click-stream marts)."""
     if status is None:
         return (f"Serving copy: not published at {serving} (run `make publish` after a "
                 "successful build)")
@@ -221,8 +296,8 @@ def format_serving(serving: Path, exports: Path, status: dict[str, object] | Non
         f"DuckDB storage {status['storage_version']}",
         f"  Parquet               {(exports / 'current').absolute()}/<table>.parquet",
         f"  user ids              {users}",
-        f"  dashboard             make dashboard   (Streamlit, reads "
-        f"REES46_SERVING_DB={serving})",
+        *([f"  dashboard             make dashboard   (Streamlit, reads "
+           f"REES46_SERVING_DB={serving})"] if dashboard else []),
     ])
 
 
@@ -235,8 +310,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--exports", type=Path,
                         default=Path(os.environ.get("REES46_EXPORTS_DIR", DEFAULT_EXPORTS)))
     args = parser.parse_args(argv)
-    print(format_headline(args.database, headline(args.database)))
-    print(format_serving(args.serving, args.exports, serving_status(args.serving)))
+    figures = headline(args.database)
+    print(format_headline(args.database, figures))
+    print(format_serving(args.serving, args.exports, serving_status(args.serving),
+                         dashboard=figures["source"] == "rees46"))
 
 
 if __name__ == "__main__":

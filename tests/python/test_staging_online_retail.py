@@ -112,6 +112,9 @@ class Reference:
     returns: Counter = field(default_factory=Counter)        # lines per outcome
     unmatched_quantity: Counter = field(default_factory=Counter)
     net: dict = field(default_factory=dict)                  # customer -> (qty, revenue)
+    # customer -> (purchase lines, orders, revenue) by the purchase contract's rule: a sale
+    # line counts while units of it are kept; its value less the refunds netted against it
+    customers: dict = field(default_factory=dict)
 
 
 def reference(files: dict[str, pd.DataFrame], parse_errors: dict[str, int]) -> Reference:
@@ -159,7 +162,7 @@ def reference(files: dict[str, pd.DataFrame], parse_errors: dict[str, int]) -> R
                 returns[(customer, stock)].append((when, -quantity, price))
         elif invoice[0].isdigit() and quantity > 0 and customer is not None \
                 and is_product(stock):
-            sales[(customer, stock)].append([when, quantity])
+            sales[(customer, stock)].append([when, quantity, invoice, quantity * price])
             net_qty[customer] += quantity
             net_revenue[customer] += quantity * price
     # Returns in time order, each from the sales at or before it, oldest first, capped.
@@ -171,6 +174,7 @@ def reference(files: dict[str, pd.DataFrame], parse_errors: dict[str, int]) -> R
             for sale in earlier:
                 take = min(need, sale[1])
                 sale[1] -= take
+                sale[3] -= take * price  # refunded at the cancellation's price
                 need -= take
             matched = quantity - need
             net_qty[customer] -= matched
@@ -183,6 +187,14 @@ def reference(files: dict[str, pd.DataFrame], parse_errors: dict[str, int]) -> R
                         "partly_matched" if matched else "unmatched"] += 1
     buyers = {customer for customer, _ in sales}
     ref.net = {c: (net_qty[c], net_revenue[c]) for c in buyers}
+    kept_lines, orders, revenue = Counter(), defaultdict(set), defaultdict(Decimal)
+    for (customer, _), its_sales in sales.items():
+        for _, left, invoice, value in its_sales:
+            if left > 0:
+                kept_lines[customer] += 1
+                orders[customer].add(invoice)
+                revenue[customer] += value
+    ref.customers = {c: (kept_lines[c], len(orders[c]), revenue[c]) for c in kept_lines}
     return ref
 
 

@@ -1,3 +1,5 @@
+-- the source branches are not indented: each is a whole query
+-- sqlfluff:indentation:template_blocks_indent:False
 -- One row per customer the source has seen: first and last activity, visits,
 -- events and favourites; what dim_customers needs beyond purchases (docs
 -- block purchase_contract). A transactions-only source records no views or

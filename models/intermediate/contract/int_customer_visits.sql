@@ -1,3 +1,5 @@
+-- the source branches are not indented: each is a whole query
+-- sqlfluff:indentation:template_blocks_indent:False
 -- One row per customer visit: a session of the click-stream, or an invoice
 -- (sale or return) of a transactions-only source, which records no views or
 -- carts. The customer ML snapshots read visit features only from here (docs

@@ -1,3 +1,5 @@
+-- the source branches are not indented: each is a whole query
+-- sqlfluff:indentation:template_blocks_indent:False
 -- a table: six models read it, and the click-stream branch filters the events
 {{ config(materialized='table') }}
 
@@ -56,6 +58,7 @@ final as (
         cast(invoice_id as varchar) as order_id,
         cast(customer_id as bigint) as user_id,
         cast(stock_code as varchar) as product_id,
+        description as product_label,
         cast(null as varchar) as category_l1,
         invoice_at as purchased_at,
         invoice_date as purchase_date,
@@ -66,7 +69,7 @@ final as (
         cast(line_amount - refund_amount as decimal(18, 2)) as amount,
         customer_id is not null and quantity > returned_quantity
             as is_customer_purchase,
-        'online_retail' as source
+        'online_retail' as source  -- noqa: RF04
     from sales
 
 )
@@ -88,6 +91,7 @@ final as (
         cast(session_id as varchar) as order_id,
         user_id,
         cast(product_id as varchar) as product_id,
+        nullif(concat_ws(' ', brand, category_code), '') as product_label,
         category_l1,
         event_at as purchased_at,
         event_date as purchase_date,
@@ -97,7 +101,7 @@ final as (
         cast(price as decimal(18, 3)) as unit_price,
         cast(price as decimal(18, 2)) as amount,
         true as is_customer_purchase,
-        'rees46' as source
+        'rees46' as source  -- noqa: RF04
     from sessionized_events
     where event_type = 'purchase'
 

@@ -1,12 +1,50 @@
+-- the source branches are not indented: each is a whole query
+-- sqlfluff:indentation:template_blocks_indent:False
 {{ config(materialized='table') }}
 
 -- One row per session x basket level x item: the distinct products (level
--- 'product') and category ids (level 'category') a session carted or bought,
+-- 'product') and category ids (level 'category') a session carted or bought
+-- (an invoice bought, for a transactions-only source: var source),
 -- numbered in the order they were first added. Each session is dated by its
 -- start (as in fct_sessions) and falls in the train or the test split: the
 -- test split is the last var cross_sell_test_days days of basket sessions.
 -- Sessions with more than var cross_sell_max_basket_products products stay
 -- here with is_oversized = true; rule mining and evaluation leave them out.
+{% if var('source') == 'online_retail' %}
+
+-- a transactions-only source: the basket is the invoice (every product sale
+-- line, with or without a customer, kept or later returned); no categories
+with purchases as (
+
+    select * from {{ ref('int_purchases') }}
+
+),
+
+basket_events as (
+
+    select
+        order_id as session_id,
+        purchased_at as event_at,
+        product_id,
+        cast(null as bigint) as category_id,
+        cast(null as varchar) as category_code,
+        product_label
+    from purchases
+
+),
+
+session_starts as (
+
+    select
+        session_id,
+        cast(min(event_at) as date) as session_date
+    from basket_events
+    group by 1
+
+),
+
+{% else %}
+
 -- read twice or more: inlined, so DuckDB does not first copy the whole table
 with sessionized_events as not materialized (
 
@@ -22,7 +60,7 @@ basket_events as (
         product_id,
         category_id,
         category_code,
-        brand
+        nullif(concat_ws(' ', brand, category_code), '') as product_label
     from sessionized_events
     where event_type in ('cart', 'purchase')
 
@@ -42,15 +80,15 @@ session_starts as (
 
 ),
 
+{% endif %}
+
 product_items as (
 
     select
         session_id,
         'product' as basket_level,
         product_id as item_id,
-        any_value(
-            nullif(concat_ws(' ', brand, category_code), '')
-        ) as item_label,
+        any_value(product_label) as item_label,
         min(event_at) as first_added_at
     from basket_events
     group by 1, 2, 3
@@ -66,6 +104,7 @@ category_items as (
         any_value(category_code) as item_label,
         min(event_at) as first_added_at
     from basket_events
+    where category_id is not null  -- a source without categories has none
     group by 1, 2, 3
 
 ),

@@ -61,15 +61,20 @@ days as (
 
 ),
 
+source_categories as (
+
+    select count(category_l1) > 0 as has_categories
+    from purchases
+
+),
+
 categories as (
 
-    select distinct coalesce(category_l1, 'unknown') as category_l1
+    select distinct coalesce(purchases.category_l1, 'unknown') as category_l1
     from purchases
+    cross join source_categories
     -- a source without categories has the overall series only
-    where exists (
-        select 1 from purchases as categorised
-        where categorised.category_l1 is not null
-    )
+    where source_categories.has_categories
 
 ),
 
