@@ -1,7 +1,8 @@
 {#
-    on-run-start: says which source the build reads and, for a transactions-only
-    source, which models are disabled (the "click-stream" folders in
-    dbt_project.yml), so a missing mart is never a surprise.
+    Logs, for a transactions-only source, which models are disabled (the
+    "click-stream" folders in dbt_project.yml), so a missing mart is never a
+    surprise. Called by int_purchases, which every build of the source runs
+    (a project hook would add a node to every build's counts).
 #}
 {% macro announce_source() %}
     {%- if execute and var('source') != 'rees46' -%}

@@ -9,6 +9,7 @@
 -- they run unchanged on either source (var source; docs block
 -- purchase_contract). Each branch maps one staged source onto the contract.
 {% if var('source') == 'online_retail' %}
+{{- announce_source() }}
 
 with invoice_lines as (
 
