@@ -406,8 +406,8 @@ def evaluate_churn(snapshots: pd.DataFrame, seed: int, step_days: int, n_cutoffs
     c, intervals over `n_bootstrap` resamples of the cutoff's customers).
 
     Metrics per cutoff: roc_auc (primary), pr_auc_retained, pr_auc, top_decile_lift (of
-    the raw score, which the risk deciles rank by; the Platt map keeps its order), brier and ece (calibrated), brier_uncalibrated and ece_uncalibrated,
-    churn_prevalence; reliability tables before and after calibration. One run, kind
+    the raw score, which the risk deciles rank by; the Platt map keeps its order), brier
+    and ece (calibrated), brier_uncalibrated and ece_uncalibrated, churn_prevalence; reliability tables before and after calibration. One run, kind
     ``evaluation``. Raises InsufficientHistory on too short data.
     """
     origins = evaluation_windows(snapshots, step_days, n_cutoffs)
