@@ -408,7 +408,8 @@ def evaluate_churn(snapshots: pd.DataFrame, seed: int, step_days: int, n_cutoffs
     Metrics per cutoff: roc_auc (primary), pr_auc_retained, pr_auc, top_decile_lift (of
     the raw score, which the risk deciles rank by; the Platt map keeps its order), brier
     and ece (calibrated), brier_uncalibrated and ece_uncalibrated, churn_prevalence;
-    reliability tables before and after calibration. One run, kind ``evaluation``. Raises InsufficientHistory on too short data.
+    reliability tables before and after calibration. One run, kind ``evaluation``.
+    Raises InsufficientHistory on too short data.
     """
     origins = evaluation_windows(snapshots, step_days, n_cutoffs)
     horizon = origins[0].horizon_days
