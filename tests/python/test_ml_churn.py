@@ -16,8 +16,8 @@ from ml.calibration import brier_score, expected_calibration_error
 from ml.churn import (BASELINES, CHURN_FEATURES, _compare_churn, bgnbd_baseline_fit,
                       bgnbd_no_purchase_baseline, churn_metrics, empty_churn_scores,
                       evaluate_churn, fit_churn_classifier, fit_churn_procedure,
-                      predict_churn, risk_bands, score_churn, top_decile_lift, top_reasons,
-                      train_churn)
+                      out_of_fold_churn, predict_churn, risk_bands, score_churn,
+                      top_decile_lift, top_reasons, train_churn)
 from ml.customer_snapshots import snapshot_role
 from ml.evaluation import InsufficientHistory, Resampler, train_or_skip
 from ml.metrics import ProbabilityStatistics, RankStatistics
@@ -157,7 +157,7 @@ def test_production_run_chooses_calibrates_and_scores() -> None:
     snapshots = make_snapshots()
     run = train_churn(snapshots, seed=3, n_bootstrap=30, params=ONE_THREAD)
     assert run.model_name == "churn" and run.run_kind == "production"
-    assert run.n_train == run.n_test == 400
+    assert run.n_train == 800 and run.n_test == 400  # refitted on train and test
     assert str(run.train_window.end) == "2019-11-01"
     assert (str(run.label_window.start), str(run.label_window.end)) == (
         "2019-12-01", "2019-12-31")
@@ -174,7 +174,7 @@ def test_production_run_chooses_calibrates_and_scores() -> None:
     frame = run.to_frame()
     assert json.loads(frame.loc[0, "params_json"])["horizon_days"] == 30
     model = load_model(frame.loc[0, "model_artifact"])
-    assert model["calibrator"].method == "isotonic"
+    assert model["calibrator"].method == "platt"
     scores = score_churn(model, snapshot_role(snapshots, "score"))
     assert len(scores) == 400 and scores["user_id"].is_unique
     assert scores["churn_probability"].between(0, 1).all()
@@ -201,6 +201,31 @@ def test_the_choice_reads_the_validation_window_only() -> None:
     flipped = validation.assign(is_churned=~validation["is_churned"].astype(bool))
     second = fit_churn_procedure(train, flipped, 5, FAST)
     assert first.candidate_scores != second.candidate_scores
+
+
+def test_the_refit_and_its_calibration_read_both_label_windows() -> None:
+    snapshots = make_snapshots(seed=3)
+    train, validation = snapshot_role(snapshots, "train"), snapshot_role(snapshots, "test")
+    # nobody churns in the train window: the published level is the two windows' rate,
+    # not the validation window's alone
+    quiet = train.assign(is_churned=False)
+    both_rate = pd.concat([quiet, validation])["is_churned"].astype(float).mean()
+    choice = fit_churn_procedure(quiet, validation, 5, FAST)
+    _, published = choice.predict(snapshot_role(snapshots, "score"))
+    assert validation["is_churned"].mean() - both_rate > 0.2
+    assert abs(published.mean() - both_rate) < 0.05
+
+
+def test_out_of_fold_keeps_each_customers_rows_in_one_fold() -> None:
+    # labels are noise and every customer appears twice (two snapshots): a model that had
+    # seen the customer's other row would recall the label (ROC-AUC 0.87 when rows are
+    # split without regard to the customer)
+    rng = np.random.default_rng(0)
+    one = pd.DataFrame({name: rng.normal(size=300) for name in CHURN_FEATURES})
+    one = one.assign(user_id=np.arange(300), is_churned=rng.random(300) < 0.5)
+    twice = pd.concat([one, one], ignore_index=True)
+    raw = out_of_fold_churn(twice, 3, {**FAST, "max_depth": 5})
+    assert abs(roc_auc_score(twice["is_churned"], raw) - 0.5) < 0.1
 
 
 def test_evaluation_replays_the_procedure_at_each_cutoff_blind_to_test_labels() -> None:
