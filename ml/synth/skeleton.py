@@ -327,11 +327,11 @@ def _bot_sessions(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
         cents = np.maximum(1, np.round(nominal(prod, np.repeat(secs, nb))
                                        * rng.uniform(0.03, 0.25, len(prod))))
         add_targets(np.repeat(ids, nb), prod, cents=cents)
-    # resellers: 2-6 orders over the window, each several units (purchase rows, each
+    # resellers: 1-3 orders over the window, each several units (purchase rows, each
     # after its own view) of one of the actor's one or two products, at the normal price
     rs = of_type[RESELLER]
     if len(rs):
-        k = rng.integers(2, 7, len(rs))
+        k = rng.integers(1, 4, len(rs))
         users = np.repeat(rs, k)
         s0 = np.repeat(acq[rs], k)
         secs = s0 + rng.random(len(s0)) * (end - s0)
