@@ -689,13 +689,16 @@ def _has_truth(actors: pd.DataFrame | None, features: pd.DataFrame) -> bool:
         features["user_id"].isin(actors["user_id"]).any())
 
 
-def _actors_by(actors: pd.DataFrame | None, end: date) -> pd.DataFrame | None:
-    """The planted actors as of a window ending at `end` (exclusive): a taken-over account
-    counts only once its takeover has begun (before, its behaviour is its owner's)."""
+def _actors_in(actors: pd.DataFrame | None, start: date, end: date) -> pd.DataFrame | None:
+    """The planted actors of a window [start, end): a taken-over account counts only when
+    its new user visited in it (takeover_started_at before the end, the last such visit
+    at or after the start); outside that span its behaviour is its owner's."""
     if actors is None or "takeover_started_at" not in actors:
         return actors
-    started = pd.to_datetime(actors["takeover_started_at"], utc=True)
-    return actors.loc[started.isna() | (started < pd.Timestamp(end, tz="UTC"))]
+    began = pd.to_datetime(actors["takeover_started_at"], utc=True)
+    last = pd.to_datetime(actors["takeover_last_visit_at"], utc=True)
+    inside = (began < pd.Timestamp(end, tz="UTC")) & (last >= pd.Timestamp(start, tz="UTC"))
+    return actors.loc[began.isna() | inside]
 
 
 def train_fraud(features: pd.DataFrame, actors: pd.DataFrame | None,
@@ -796,8 +799,8 @@ def evaluate_fraud(sessions: pd.DataFrame, actors: pd.DataFrame | None,
     thresholds are set and the forest fitted on the users' features before the cutoff,
     and the users active in the next `window_days` are scored once (window features from
     `window_user_features`). Metrics per cutoff (split "test"): precision at k against
-    the planted actors when given (primary; a taken-over account counts once its takeover
-    has begun), with precision and recall per type and seen vs unseen; else the
+    the planted actors when given (primary; a taken-over account counts in the windows its
+    new user visited in), with precision and recall per type and seen vs unseen; else the
     rule-forest agreement (primary); and, truth or not, the flagged shares and, from the
     second cutoff on, the review queue's overlap with the previous one. Intervals
     resample users. Raises InsufficientHistory when the first cutoff leaves less than a
@@ -822,7 +825,7 @@ def evaluate_fraud(sessions: pd.DataFrame, actors: pd.DataFrame | None,
         window = window_user_features(sessions, cutoff, end)
         model = fit_fraud_model(before, rules, seed, n_estimators, max_fit_rows)
         scores = score_users(model, window)
-        known = _actors_by(actors, end)
+        known = _actors_in(actors, cutoff, end)
         truth = _has_truth(known, window)
         resampler = Resampler(len(scores), n_samples=n_bootstrap, seed=seed,
                               keys=scores["user_id"].to_numpy())

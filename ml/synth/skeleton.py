@@ -76,6 +76,7 @@ class Skeleton:
     fraud: FraudProfile  # this seed's shapes of abuse
     takeover_user: np.ndarray  # int64 population index of each taken-over account
     takeover_sec: np.ndarray  # float64 when its new user took over
+    takeover_end_sec: np.ndarray  # float64 start of the new user's last visit
 
     @property
     def n_sessions(self) -> int:
@@ -455,6 +456,12 @@ def build_skeleton(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
     fraud = draw_fraud_profile(cfg.seed)
     (x_user, x_sec, x_kind, x_views, xt_sess, xt_prod, xt_blind, xt_cents,
      xt_shown) = _bot_sessions(cfg, tl, cat, prices, bots, n_h, takeover, fraud, rng)
+    # a takeover whose visits all fell after the window end did not happen in it
+    to = x_kind == TAKEOVER
+    last = np.full(n_h, -np.inf)
+    np.maximum.at(last, x_user[to], x_sec[to])
+    happened = np.isfinite(last[takeover[0]])
+    takeover = (takeover[0][happened], takeover[1][happened], last[takeover[0][happened]])
     pop = Population.concat(pop, bots)
     # the per-user preference tables of the day workers need no random draws: build them
     # on another core meanwhile (numpy releases the GIL)
@@ -546,7 +553,7 @@ def build_skeleton(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
         t_pdup=t_pdup[t_order].astype(np.int16), t_blind=t_blind[t_order],
         t_cents=t_cents[t_order], t_shown=t_shown[t_order], death_sec=death, n_tx=n_tx,
         n_shared=len(pick), drawn_users=n_users, fraud=fraud, takeover_user=takeover[0],
-        takeover_sec=takeover[1])
+        takeover_sec=takeover[1], takeover_end_sec=takeover[2])
     if exact_rows is not None:
         _adjust_views(sk, exact_rows, rng)
     cdfs.result()

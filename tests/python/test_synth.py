@@ -210,6 +210,7 @@ def test_actors_exist_and_look_like_their_type(nov, con) -> None:
     assert 0.002 <= (~taken).sum() / users <= 0.012
     assert taken.sum() == m["totals"]["accounts_taken_over"] >= 1
     assert actors["takeover_started_at"].notna().tolist() == taken.tolist()
+    assert (actors["takeover_last_visit_at"] >= actors["takeover_started_at"])[taken].all()
     per_user = con.execute("""
         select a.actor_type, count(*) filter (where e.event_type = 'view') as views,
                count(*) filter (where e.event_type = 'purchase') as purchases,
