@@ -439,28 +439,56 @@ def planted_truth_metrics(scores: pd.DataFrame, features: pd.DataFrame,
 # --- metrics with intervals (users resampled) ----------------------------------------
 
 
+class _Ranking:
+    """Users in descending `score` order (ties by key), reweighted by each bootstrap
+    resample: the counts of the drawn rows in rank order, and how many of the positives
+    the top k of them hold. Sorted once; a resample costs a bincount and a cumsum."""
+
+    def __init__(self, score: np.ndarray, key: np.ndarray, is_positive: np.ndarray,
+                 included: np.ndarray | None = None) -> None:
+        order = np.lexsort((key, -np.asarray(score, float)))
+        self.n = len(order)
+        self.inverse = np.empty(self.n, dtype=np.int64)
+        self.inverse[order] = np.arange(self.n)
+        self.is_positive = np.asarray(is_positive, bool)[order]
+        self.positions = np.nonzero(self.is_positive)[0]
+        self.excluded = (None if included is None
+                         else np.nonzero(~np.asarray(included, bool)[order])[0])
+
+    def counts(self, rows: np.ndarray) -> np.ndarray:
+        counts = np.bincount(self.inverse[rows], minlength=self.n)
+        if self.excluded is not None:
+            counts[self.excluded] = 0
+        return counts
+
+    def positives(self, counts: np.ndarray) -> int:
+        return int(counts[self.positions].sum())
+
+    def hits(self, counts: np.ndarray, k: float) -> float:
+        """Positives among the top k of the drawn rows (a row drawn twice counts twice;
+        a fractional k takes part of the row at the boundary)."""
+        cumulative = np.cumsum(counts)
+        j = int(np.searchsorted(cumulative, k))  # the first position that reaches k
+        hits = float(counts[self.positions[self.positions < j]].sum())
+        if j < self.n and self.is_positive[j]:
+            hits += k - (cumulative[j] - counts[j])
+        return hits
+
+
 def _top_k_share(score: np.ndarray, key: np.ndarray, is_positive: np.ndarray,
                  what: str, included: np.ndarray | None = None) -> Any:
     """Precision at k of `score` on a resample of users (k = the positives drawn), as a
-    statistic of the drawn rows: the ranking (descending score, ties by key) is sorted
-    once, each resample only reweights it. Rows outside `included` (when given) are left
-    out of the ranking: precision on one segment of the actors against the humans."""
-    order = np.lexsort((key, -np.asarray(score, float)))
-    positive = np.asarray(is_positive, bool)[order].astype(float)
-    keep = (np.ones(len(order)) if included is None
-            else np.asarray(included, bool)[order].astype(float))
-    n = len(order)
-    inverse = np.empty(n, dtype=np.int64)
-    inverse[order] = np.arange(n)
+    statistic of the drawn rows (`_Ranking`). Rows outside `included` (when given) are
+    left out of the ranking: precision on one segment of the actors against the
+    humans."""
+    ranking = _Ranking(score, key, is_positive, included)
 
     def statistic(rows: np.ndarray) -> float:
-        weights = np.bincount(inverse[rows], minlength=n).astype(float) * keep
-        k = float((weights * positive).sum())
+        counts = ranking.counts(rows)
+        k = ranking.positives(counts)
         if k == 0:
             raise ValueError(f"no {what} among the users: precision at k is undefined")
-        before = np.cumsum(weights) - weights
-        taken = np.clip(k - before, 0.0, weights)
-        return float((taken * positive).sum() / k)
+        return ranking.hits(counts, k) / k
     return statistic
 
 
@@ -468,25 +496,19 @@ def _recall_in_top(score: np.ndarray, key: np.ndarray, is_positive: np.ndarray, 
                    k_share: float | None = None,
                    k_of: np.ndarray | None = None) -> Any:
     """Recall of `is_positive` among the top k of `score` on a resample of users: k is a
-    `k_share` of the users drawn (the review budget) or the number of drawn rows marked in
-    `k_of` (e.g. every planted actor)."""
-    order = np.lexsort((key, -np.asarray(score, float)))
-    positive = np.asarray(is_positive, bool)[order].astype(float)
-    counted = None if k_of is None else np.asarray(k_of, bool)[order].astype(float)
-    n = len(order)
-    inverse = np.empty(n, dtype=np.int64)
-    inverse[order] = np.arange(n)
+    `k_share` of the users drawn, rounded up (the review budget), or the number of drawn
+    rows marked in `k_of` (e.g. every planted actor)."""
+    ranking = _Ranking(score, key, is_positive)
+    counted = None if k_of is None else _Ranking(score, key, k_of)
 
     def statistic(rows: np.ndarray) -> float:
-        weights = np.bincount(inverse[rows], minlength=n).astype(float)
-        total = float((weights * positive).sum())
+        counts = ranking.counts(rows)
+        total = ranking.positives(counts)
         if total == 0:
             raise ValueError(f"no {what} among the users: recall is undefined")
-        k = (math.ceil(k_share * weights.sum()) if counted is None
-             else float((weights * counted).sum()))
-        before = np.cumsum(weights) - weights
-        taken = np.clip(k - before, 0.0, weights)
-        return float((taken * positive).sum() / total)
+        k = (math.ceil(k_share * len(rows)) if counted is None
+             else counted.positives(counts))
+        return ranking.hits(counts, k) / total
     return statistic
 
 

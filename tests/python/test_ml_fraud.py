@@ -15,7 +15,7 @@ from dbt_project import query
 from ml.evaluation import InsufficientHistory, train_or_skip
 from ml.fraud import (FLAG_COLUMNS, HELD_OUT_ACTOR_TYPES, ISOLATION_FEATURES, RULES,
                       SESSION_FEATURE_COLUMNS, Budgets, Thresholds, _actors_in, _auc_of,
-                      _queue_stability, _top_k_share, apply_rules, blend, design_matrix,
+                      _queue_stability, _recall_in_top, _top_k_share, apply_rules, blend, design_matrix,
                       empty_session_scores, evaluate_fraud, fit_fraud_model, fit_thresholds,
                       planted_truth_metrics, precision_at_k, published_user_scores,
                       review_queue, score_sessions, score_users, train_fraud,
@@ -239,6 +239,15 @@ def test_resampled_statistics_match_the_exact_ones_on_all_users() -> None:
         roc_auc_score(positive, score))
     # a resample with repeated users counts them as often as they are drawn
     drawn = rng.integers(0, 500, 500)
+    expanded = _top_k_share(score[drawn], key[drawn], positive[drawn], "x")
+    assert _top_k_share(score, key, positive, "x")(drawn) == pytest.approx(expanded(rows))
+    # recall within a budget: the top ceil(5% of 500) = 25 rows
+    top = np.lexsort((key, -score))[:25]
+    assert _recall_in_top(score, key, positive, "x", k_share=0.05)(rows) == pytest.approx(
+        positive[top].sum() / positive.sum())
+    # recall at k = the positives is precision at k
+    assert _recall_in_top(score, key, positive, "x", k_of=positive)(rows) == pytest.approx(
+        precision_at_k(score, positive, k, key))
     assert _auc_of(score, positive, "x")(drawn) == pytest.approx(
         roc_auc_score(positive[drawn], score[drawn]))
 
@@ -492,26 +501,34 @@ def planted(synth_warehouse) -> dict[str, float]:
 
 
 def test_planted_actors_top_the_ranking(planted: dict[str, float]) -> None:
-    # The 600k-event fixture holds 168 planted actors among 15,544 users (seed 7): one
-    # miss costs 0.006, so 0.9 leaves room for ~17 misses.
+    # The 600k-event fixture (seed 7) holds SEEN_K seen actors among about 15,000 users;
+    # one miss costs 1 / SEEN_K of precision.
     assert planted["k"] >= 50
-    assert planted["blend__precision_at_k"] >= 0.9
-    assert planted["blend__roc_auc"] >= 0.98
+    assert planted["blend__precision_at_k__seen"] >= 0.8
+    assert planted["blend__roc_auc"] >= 0.95
     assert planted["blend__precision_at_k"] >= planted["rank_by_events__precision_at_k"] + 0.3
 
 
-def test_every_actor_type_is_recalled_at_k(planted: dict[str, float]) -> None:
+def test_every_seen_actor_type_is_recalled_at_k(planted: dict[str, float]) -> None:
     # Tens of actors of each type at this size; one miss costs a few points of recall.
-    assert planted["blend__recall_at_k__scraper"] >= 0.95
-    assert planted["blend__recall_at_k__card_testing"] >= 0.9
-    assert planted["blend__recall_at_k__price_anomaly"] >= 0.8
+    for actor_type in ("scraper", "card_testing", "price_anomaly", "jittered_bot"):
+        assert planted[f"blend__recall_at_k__type__{actor_type}"] >= 0.8, actor_type
+    assert planted["blend__recall_at_k__seen"] >= 0.9
+
+
+def test_held_out_types_are_measured_not_targeted(planted: dict[str, float]) -> None:
+    # No target on the held-out types: only that they are measured, and that the rules
+    # and features built for the seen types find the seen ones more easily.
+    for segment in ("unseen", *(f"type__{t}" for t in HELD_OUT_ACTOR_TYPES)):
+        assert 0.0 <= planted[f"blend__recall_at_k__{segment}"] <= 1.0, segment
+    assert planted["blend__recall_at_k__seen"] > planted["blend__recall_at_k__unseen"]
 
 
 def test_isolation_forest_alone_beats_ranking_by_events(planted: dict[str, float]) -> None:
     # The forest sees no flag; it misses most price anomalies (a single cheap purchase
     # among ordinary views is not isolated by rates), hence the blend with the rules.
-    assert planted["isolation__roc_auc"] >= 0.98
-    assert planted["isolation__precision_at_k"] >= 0.7
+    assert planted["isolation__roc_auc"] >= 0.95
+    assert planted["isolation__precision_at_k"] >= 0.6
     assert planted["isolation__precision_at_k"] > planted["rank_by_events__precision_at_k"]
 
 
@@ -547,12 +564,15 @@ def test_session_scores_cover_every_session_and_the_queue_is_ordered(
     """)
     assert counts[0] == counts[1]
     queue = query(db, """
-        select queue_position, fraud_score, reason_codes, n_flags
+        select queue_position, fraud_score, reason_codes, n_flags, is_flagged
         from rpt_fraud_review_queue order by queue_position
     """)
-    assert 0 < len(queue) <= 500
+    (users_scored,) = query(db, "select count(*) from ml_fraud_user_scores")
+    assert len(queue) == math.ceil(Budgets().review_share * users_scored[0]) > 0
     assert all(a[1] >= b[1] for a, b in zip(queue, queue[1:]))
-    assert all(row[2] != "" and row[3] >= 1 for row in queue)
+    # every row says why: its rules, or the isolation forest alone
+    assert all((row[2] == "ISOLATION_OUTLIER") == (not row[4]) for row in queue)
+    assert all(row[3] >= 1 for row in queue if row[4])
     # a flagged user has at least one flagged session or a user-level-only pattern
     (flagged_sessions,) = query(db, """
         select count(*) from ml_fraud_session_scores where is_flagged
