@@ -558,7 +558,8 @@ def _conclusive(frame: pd.DataFrame) -> np.ndarray:
 
 def _in_warehouse_metrics(scores: pd.DataFrame, features: pd.DataFrame, primary: bool,
                           resampler: Resampler, review_share: float,
-                          split: str = "all_users", cutoff: date | None = None) -> list[Metric]:
+                          split: str = "all_users",
+                          cutoff: date | None = None) -> list[Metric]:
     """What is measurable without truth, with intervals resampling users: flag rates and
     the flagged shares of users, of their sessions and of revenue, the review queue's size
     and share of revenue, the score distribution, and the agreement of the isolation

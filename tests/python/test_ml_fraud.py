@@ -15,11 +15,11 @@ from dbt_project import query
 from ml.evaluation import InsufficientHistory, train_or_skip
 from ml.fraud import (FLAG_COLUMNS, HELD_OUT_ACTOR_TYPES, ISOLATION_FEATURES, RULES,
                       SESSION_FEATURE_COLUMNS, Budgets, Thresholds, _actors_in, _auc_of,
-                      _queue_stability, _recall_in_top, _top_k_share, apply_rules, blend, design_matrix,
-                      empty_session_scores, evaluate_fraud, fit_fraud_model, fit_thresholds,
-                      planted_truth_metrics, precision_at_k, published_user_scores,
-                      review_queue, score_sessions, score_users, train_fraud,
-                      window_user_features)
+                      _queue_stability, _recall_in_top, _top_k_share, apply_rules, blend,
+                      design_matrix, empty_session_scores, evaluate_fraud, fit_fraud_model,
+                      fit_thresholds, planted_truth_metrics, precision_at_k,
+                      published_user_scores, review_queue, score_sessions, score_users,
+                      train_fraud, window_user_features)
 from ml.synth.population import ACCOUNT_TAKEOVER, BOT_TYPES
 from ml.registry import SKIPPED_INSUFFICIENT_HISTORY
 
