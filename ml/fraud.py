@@ -6,11 +6,19 @@ Inputs are the behaviour features computed in SQL (models/intermediate/ml/fraud)
 per user (`int_fraud_user_features`) or per session (`int_fraud_session_features`). Both
 grains carry the columns the rules read (see `RULE_COLUMNS`), so one rule set serves both.
 
+Planted truth (generated data only) is split into the actor types the rules and features
+were designed against and `HELD_OUT_ACTOR_TYPES`, kept out of every choice; the registry
+holds precision at k and recall for each type and for the two groups.
+
 Scoring, per row:
 
-* **rules** - each a boolean flag with a threshold (`Thresholds`, set from dbt vars) and a
-  reason code; `rule_score = 1 - prod(1 - weight_r * flag_r)` (noisy-OR of the fired rules'
-  weights, in [0, 1)). Weights say how conclusive a rule is on its own (`RULES`).
+* **rules** - each a boolean flag with a threshold and a reason code; `rule_score = 1 -
+  prod(1 - weight_r * flag_r)` (noisy-OR of the fired rules' weights, in [0, 1)). Weights
+  say how conclusive a rule is on its own (`RULES`). The thresholds are budgets, not
+  constants (`Budgets`, dbt vars): each rule fires only strictly above the
+  `rule_quantile` quantile of its input over the users the model is fitted on
+  (`fit_thresholds`), so it takes at most a 1 - rule_quantile share of them, and the review
+  queue takes a `review_share` of the users scored.
 * **isolation forest** (scikit-learn, seeded) on log-scaled behaviour features
   (`ISOLATION_FEATURES`), fitted on users. Its raw anomaly score (the negated
   `score_samples`, higher = more isolated) is mapped to `isolation_score` in [0, 1] through
@@ -24,6 +32,7 @@ Scoring, per row:
 """
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -37,7 +46,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 
 from ml.evaluation import (BOOTSTRAP_SAMPLES, InsufficientHistory, Resampler, compare,
-                           require_history, rolling_cutoffs)
+                           defined, require_history, rolling_cutoffs)
 from ml.metrics import RankStatistics
 from ml.registry import Metric, TrainingRun, Window
 
@@ -47,7 +56,14 @@ __all__ = [
     "planted_truth_metrics", "precision_at_k", "score_sessions", "score_users", "train_fraud",
     "window_dates", "evaluate_fraud", "window_user_features", "empty_user_scores",
     "empty_session_scores", "published_user_scores", "SESSION_FEATURE_COLUMNS",
+    "Budgets", "fit_thresholds", "HELD_OUT_ACTOR_TYPES", "review_queue",
 ]
+
+# The planted actor types (ml.synth, docs/generator.md) held out from every choice: no
+# rule, feature, threshold, budget or hyper-parameter was made or tuned with them in view,
+# so their figures say how the model does on attacks it was not built for. The one place
+# that names them; every other planted type counts as seen.
+HELD_OUT_ACTOR_TYPES = ("price_glitch", "account_takeover")
 
 
 @dataclass(frozen=True)
@@ -105,8 +121,76 @@ _ROWS_PER_SCORING_THREAD = 50_000
 
 
 @dataclass(frozen=True)
+class Budgets:
+    """What the dbt vars set (models/ml/fraud/_ml_fraud__docs.md): shares, not thresholds.
+
+    `rule_quantile`: a rule fires strictly above this quantile of its input over the live
+    population (`fit_thresholds`); `min_blind_share`: the share of a user's purchases
+    that must be blind (a definition: most of them); `rule_blend`: weight of the rules in
+    the blend; `review_share`: the review queue's size as a share of the users scored.
+    """
+    rule_quantile: float = 0.998
+    min_blind_share: float = 0.5
+    rule_blend: float = 0.7
+    review_share: float = 0.005
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.rule_quantile < 1.0:
+            raise ValueError("rule_quantile must be in (0, 1)")
+        if not 0.0 < self.review_share <= 1.0:
+            raise ValueError("review_share must be in (0, 1]")
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Budgets":
+        """Budgets from a mapping of strings or numbers (dbt config values); missing or
+        empty keys keep their defaults."""
+        return cls(**{name: float(config[name]) for name in asdict(cls())
+                      if config.get(name) not in (None, "", "None")})
+
+
+# Rule inputs whose threshold is a quantile of the live distribution, and the Thresholds
+# field each sets.
+_BUDGETED_INPUTS = (("peak_views_per_minute", "max_views_per_minute"),
+                    ("peak_events_per_hour", "max_events_per_hour"),
+                    ("blind_purchases", "min_blind_purchases"),
+                    ("max_abs_log_price_ratio", "price_ratio_limit"),
+                    ("peak_purchase_burst", "min_burst_purchases"))
+
+
+def fit_thresholds(features: pd.DataFrame, budgets: "Budgets") -> "Thresholds":
+    """The rule thresholds of `budgets` on the population `features` (one row per user):
+    each rule fires strictly above the `rule_quantile` quantile of its input over all
+    the users (the next observed value up, so ties cannot push it past its budget; users
+    without purchases count with no purchase evidence). A rule therefore flags at most a
+    1 - rule_quantile share of the users, whatever the traffic looks like."""
+    if len(features) == 0:
+        raise ValueError("no users to set the rule thresholds on")
+    values: dict[str, Any] = {}
+    for column, field_name in _BUDGETED_INPUTS:
+        x = pd.to_numeric(features[column], errors="coerce").fillna(0.0).to_numpy(float)
+        top = float(np.quantile(x, budgets.rule_quantile, method="higher"))
+        # apply_rules compares with >=: the smallest value strictly above `top`
+        values[field_name] = (math.exp(top + 1e-9) if field_name == "price_ratio_limit"
+                              else int(math.floor(top)) + 1)
+    return Thresholds(**values, min_blind_share=budgets.min_blind_share,
+                      rule_blend=budgets.rule_blend)
+
+
+def _review_share(rules: "Budgets | Thresholds") -> float:
+    return rules.review_share if isinstance(rules, Budgets) else Budgets().review_share
+
+
+def review_queue(score: np.ndarray, key: np.ndarray, review_share: float) -> np.ndarray:
+    """Positions of the review queue: the ceil(review_share x rows) highest scores (ties by
+    key), as rpt_fraud_review_queue takes them."""
+    size = math.ceil(review_share * len(score))
+    return np.lexsort((key, -np.asarray(score, float)))[:size]
+
+
+@dataclass(frozen=True)
 class Thresholds:
-    """Rule thresholds (dbt vars `fraud_*`, see models/ml/fraud/_ml_fraud__docs.md)."""
+    """Rule thresholds: fitted from `Budgets` on the live population (`fit_thresholds`),
+    or given as they are (fixed thresholds, e.g. in tests)."""
     max_views_per_minute: int = 15
     max_events_per_hour: int = 200
     min_blind_purchases: int = 2
@@ -221,14 +305,17 @@ def blend(rule_score: np.ndarray, isolation_score: np.ndarray,
             + (1.0 - rule_blend) * np.asarray(isolation_score, float))
 
 
-def fit_fraud_model(features: pd.DataFrame, thresholds: Thresholds, seed: int,
+def fit_fraud_model(features: pd.DataFrame, rules: Budgets | Thresholds, seed: int,
                     n_estimators: int = 200, max_fit_rows: int = 500_000) -> FraudModel:
     """Fit the isolation forest on user features (rows ordered by user_id, then a seeded
     sample of at most `max_fit_rows` of them; the forest sub-samples 256 rows per tree
     anyway) and keep the distribution of the raw scores of the fitted rows as the
-    reference. The result depends on the set of rows and the seed, not on row order."""
+    reference. With `Budgets` the rule thresholds are fitted on all the rows
+    (`fit_thresholds`); `Thresholds` are kept as given. The result depends on the set of
+    rows and the seed, not on row order."""
     if len(features) == 0:
         raise ValueError("no users to fit the isolation forest on")
+    thresholds = fit_thresholds(features, rules) if isinstance(rules, Budgets) else rules
     # The forest sub-samples by position: sort so the fit does not depend on the order
     # the warehouse returned the rows in.
     features = features.sort_values("user_id", kind="stable")
@@ -244,7 +331,9 @@ def fit_fraud_model(features: pd.DataFrame, thresholds: Thresholds, seed: int,
     return FraudModel(forest=forest, features=ISOLATION_FEATURES, reference=reference,
                       thresholds=thresholds, seed=seed,
                       params={"n_estimators": n_estimators, "max_fit_rows": max_fit_rows,
-                              "fit_rows": len(fit_rows)})
+                              "fit_rows": len(fit_rows),
+                              "budgets": asdict(rules) if isinstance(rules, Budgets) else None,
+                              "thresholds": asdict(thresholds)})
 
 
 def score_users(model: FraudModel, features: pd.DataFrame) -> pd.DataFrame:
@@ -310,13 +399,16 @@ def _auc(is_positive: np.ndarray, score: np.ndarray) -> float:
 
 
 def planted_truth_metrics(scores: pd.DataFrame, features: pd.DataFrame,
-                          actors: pd.DataFrame) -> dict[str, float]:
-    """Planted-truth evaluation (ml.synth's actors.parquet): precision at k = number of
-    planted actors among the scored users, ROC-AUC, per-type recall at k, for the blend,
-    the rules alone, the isolation forest alone and the baseline "rank by event count".
-    """
+                          actors: pd.DataFrame,
+                          review_share: float = Budgets().review_share) -> dict[str, float]:
+    """Planted-truth evaluation (ml.synth's actors.parquet), point values: precision at
+    k = number of planted actors among the scored users and ROC-AUC; per segment (seen,
+    unseen, each type, see `_actor_segments`) precision at k within the segment, recall
+    at k and recall within the review budget; for the blend, the rules alone, the
+    isolation forest alone and the baseline "rank by event count"."""
     frame = scores.merge(features[["user_id", "events"]], on="user_id", how="left")
-    types = frame[["user_id"]].merge(actors, on="user_id", how="left")["actor_type"]
+    types = frame[["user_id"]].merge(actors[["user_id", "actor_type"]], on="user_id",
+                                     how="left")["actor_type"]
     is_actor = types.notna().to_numpy()
     k = int(is_actor.sum())
     key = frame["user_id"].to_numpy()
@@ -326,40 +418,109 @@ def planted_truth_metrics(scores: pd.DataFrame, features: pd.DataFrame,
         "isolation": frame["isolation_raw_score"].to_numpy(float),
         "rank_by_events": frame["events"].to_numpy(float),
     }
+    rows = np.arange(len(frame))
     out: dict[str, float] = {"k": float(k), "users": float(len(frame))}
     for name, score in rankers.items():
         out[f"{name}__precision_at_k"] = precision_at_k(score, is_actor, k, key)
         out[f"{name}__roc_auc"] = _auc(is_actor, score)
-        top = np.zeros(len(frame), dtype=bool)
-        top[np.lexsort((key, -score))[:k]] = True
-        for actor_type in sorted(types.dropna().unique()):
-            of_type = (types == actor_type).to_numpy()
-            out[f"{name}__recall_at_k__{actor_type}"] = float(top[of_type].mean())
+        for segment, positive, others in _actor_segments(types):
+            what = f"{segment} actors"
+            for metric, statistic in (
+                    ("precision_at_k", _top_k_share(score, key, positive, what,
+                                                    included=~others)),
+                    ("recall_at_k", _recall_in_top(score, key, positive, what, k_of=is_actor)),
+                    ("recall_at_budget", _recall_in_top(score, key, positive, what,
+                                                        k_share=review_share))):
+                value, _ = defined(statistic, rows)
+                out[f"{name}__{metric}__{segment}"] = math.nan if value is None else value
     return out
 
 
 # --- metrics with intervals (users resampled) ----------------------------------------
 
 
+class _Ranking:
+    """Users in descending `score` order (ties by key), reweighted by each bootstrap
+    resample: the counts of the drawn rows in rank order, and how many of the positives
+    the top k of them hold. Sorted once; a resample costs a bincount and a cumsum."""
+
+    def __init__(self, score: np.ndarray, key: np.ndarray, is_positive: np.ndarray,
+                 included: np.ndarray | None = None) -> None:
+        order = np.lexsort((key, -np.asarray(score, float)))
+        self.n = len(order)
+        self.inverse = np.empty(self.n, dtype=np.int64)
+        self.inverse[order] = np.arange(self.n)
+        self.is_positive = np.asarray(is_positive, bool)[order]
+        self.positions = np.nonzero(self.is_positive)[0]
+        self.excluded = (None if included is None
+                         else np.nonzero(~np.asarray(included, bool)[order])[0])
+
+    def counts(self, rows: np.ndarray) -> np.ndarray:
+        counts = np.bincount(self.inverse[rows], minlength=self.n)
+        if self.excluded is not None:
+            counts[self.excluded] = 0
+        return counts
+
+    def positives(self, counts: np.ndarray) -> int:
+        return int(counts[self.positions].sum())
+
+    def hits(self, counts: np.ndarray, k: float) -> float:
+        """Positives among the top k of the drawn rows (a row drawn twice counts twice;
+        a fractional k takes part of the row at the boundary)."""
+        cumulative = np.cumsum(counts)
+        j = int(np.searchsorted(cumulative, k))  # the first position that reaches k
+        hits = float(counts[self.positions[self.positions < j]].sum())
+        if j < self.n and self.is_positive[j]:
+            hits += k - (cumulative[j] - counts[j])
+        return hits
+
+
 def _top_k_share(score: np.ndarray, key: np.ndarray, is_positive: np.ndarray,
-                 what: str) -> Any:
+                 what: str, included: np.ndarray | None = None) -> Any:
     """Precision at k of `score` on a resample of users (k = the positives drawn), as a
-    statistic of the drawn rows: the ranking (descending score, ties by key) is sorted
-    once, each resample only reweights it."""
-    order = np.lexsort((key, -np.asarray(score, float)))
-    positive = np.asarray(is_positive, bool)[order].astype(float)
-    n = len(order)
-    inverse = np.empty(n, dtype=np.int64)
-    inverse[order] = np.arange(n)
+    statistic of the drawn rows (`_Ranking`). Rows outside `included` (when given) are
+    left out of the ranking: precision on one segment of the actors against the
+    humans."""
+    ranking = _Ranking(score, key, is_positive, included)
 
     def statistic(rows: np.ndarray) -> float:
-        weights = np.bincount(inverse[rows], minlength=n).astype(float)
-        k = float((weights * positive).sum())
+        counts = ranking.counts(rows)
+        k = ranking.positives(counts)
         if k == 0:
             raise ValueError(f"no {what} among the users: precision at k is undefined")
-        before = np.cumsum(weights) - weights
-        taken = np.clip(k - before, 0.0, weights)
-        return float((taken * positive).sum() / k)
+        return ranking.hits(counts, k) / k
+    return statistic
+
+
+def _recall_in_top(score: np.ndarray, key: np.ndarray, is_positive: np.ndarray, what: str,
+                   k_share: float | None = None,
+                   k_of: np.ndarray | None = None) -> Any:
+    """Recall of `is_positive` among the top k of `score` on a resample of users: k is a
+    `k_share` of the users drawn, rounded up (the review budget), or the number of drawn
+    rows marked in `k_of` (e.g. every planted actor)."""
+    ranking = _Ranking(score, key, is_positive)
+    counted = None if k_of is None else _Ranking(score, key, k_of)
+
+    def statistic(rows: np.ndarray) -> float:
+        counts = ranking.counts(rows)
+        total = ranking.positives(counts)
+        if total == 0:
+            raise ValueError(f"no {what} among the users: recall is undefined")
+        k = (math.ceil(k_share * len(rows)) if counted is None
+             else counted.positives(counts))
+        return ranking.hits(counts, k) / total
+    return statistic
+
+
+def _share_of(part: np.ndarray, whole: np.ndarray, what: str) -> Any:
+    """sum(part) / sum(whole) over the drawn rows."""
+    part, whole = np.asarray(part, float), np.asarray(whole, float)
+
+    def statistic(rows: np.ndarray) -> float:
+        total = float(whole[rows].sum())
+        if total == 0:
+            raise ValueError(f"no {what} among the users drawn")
+        return float(part[rows].sum() / total)
     return statistic
 
 
@@ -396,14 +557,17 @@ def _conclusive(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _in_warehouse_metrics(scores: pd.DataFrame, features: pd.DataFrame, primary: bool,
-                          resampler: Resampler, split: str = "all_users",
+                          resampler: Resampler, review_share: float,
+                          split: str = "all_users",
                           cutoff: date | None = None) -> list[Metric]:
-    """Metrics that need no truth, with intervals resampling users: flag rates, the score
-    distribution, and the agreement of the isolation forest (which sees no flag) with the
-    conclusive rules: the share of users with a conclusive flag among the forest's top k
-    (k = those users), beside ranking users by event count. Agreement, not accuracy: the
-    rules are not the truth."""
-    frame = scores.merge(features[["user_id", "events"]], on="user_id", how="left")
+    """What is measurable without truth, with intervals resampling users: flag rates and
+    the flagged shares of users, of their sessions and of revenue, the review queue's size
+    and share of revenue, the score distribution, and the agreement of the isolation
+    forest (which sees no flag) with the conclusive rules: the share of users with a
+    conclusive flag among the forest's top k (k = those users), beside ranking users by
+    event count. Agreement, not accuracy: the rules are not the truth."""
+    frame = scores.merge(features[["user_id", "events", "sessions", "revenue"]],
+                         on="user_id", how="left")
     conclusive = _conclusive(frame)
     key = frame["user_id"].to_numpy()
     iso = frame["isolation_raw_score"].to_numpy(float)
@@ -415,7 +579,18 @@ def _in_warehouse_metrics(scores: pd.DataFrame, features: pd.DataFrame, primary:
     metrics += compare("agreement_roc_auc", _auc_of(iso, conclusive, what),
                        {"rank_by_events": _auc_of(events, conclusive, what)}, resampler,
                        split=split, cutoff=cutoff)
-    described = [("flagged_user_share", _mean_of(frame["is_flagged"].to_numpy(float))),
+    flagged = frame["is_flagged"].to_numpy(float)
+    sessions = frame["sessions"].to_numpy(float)
+    revenue = pd.to_numeric(frame["revenue"], errors="coerce").fillna(0.0).to_numpy(float)
+    queued = np.zeros(len(frame))
+    queued[review_queue(frame["fraud_score"].to_numpy(float), key, review_share)] = 1.0
+    described = [("flagged_user_share", _mean_of(flagged)),
+                 ("flagged_user_session_share",
+                  _share_of(flagged * sessions, sessions, "sessions")),
+                 ("flagged_user_revenue_share",
+                  _share_of(flagged * revenue, revenue, "revenue")),
+                 ("review_queue_revenue_share",
+                  _share_of(queued * revenue, revenue, "revenue")),
                  ("conclusive_flag_user_share", _mean_of(conclusive.astype(float)))]
     described += [(f"fraud_score_{name}", _quantile_of(frame["fraud_score"], q))
                   for name, q in (("p50", 0.5), ("p99", 0.99), ("p999", 0.999))]
@@ -424,18 +599,39 @@ def _in_warehouse_metrics(scores: pd.DataFrame, features: pd.DataFrame, primary:
     for name, statistic in described:
         metrics += compare(name, statistic, {}, resampler, higher_is_better=False,
                            split=split, cutoff=cutoff)
+    metrics.append(Metric("review_queue_users", float(queued.sum()), split=split,
+                          cutoff=cutoff, n_units=len(frame)))
     return metrics
 
 
+def _actor_segments(types: pd.Series) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(segment, its actors, the other actors) for `seen`, `unseen` (HELD_OUT_ACTOR_TYPES)
+    and each actor type present, `type__<name>`."""
+    is_actor = types.notna().to_numpy()
+    unseen = types.isin(HELD_OUT_ACTOR_TYPES).to_numpy()
+    seen = is_actor & ~unseen
+    segments = [("seen", seen, unseen), ("unseen", unseen, seen)]
+    for actor_type in sorted(types.dropna().unique()):
+        of_type = (types == actor_type).to_numpy()
+        segments.append((f"type__{actor_type}", of_type, is_actor & ~of_type))
+    return segments
+
+
 def _planted_metrics(scores: pd.DataFrame, features: pd.DataFrame, actors: pd.DataFrame,
-                     resampler: Resampler, split: str = "planted_truth",
+                     resampler: Resampler, review_share: float,
+                     split: str = "planted_truth",
                      cutoff: date | None = None) -> list[Metric]:
     """Against the planted actors, with intervals resampling users: precision at k
     (primary; k = the actors among the users drawn) and ROC-AUC of the blend beside the
-    rules alone, the isolation forest alone and ranking by event count; recall at k per
-    actor type beside ranking by event count."""
+    rules alone, the isolation forest alone and ranking by event count. Then per segment
+    (seen types, unseen types = HELD_OUT_ACTOR_TYPES, each type): precision at k within
+    the segment (the other actors left out, k = the segment's actors), recall at k (k =
+    all actors, as the primary) and recall within the review budget (the top
+    review_share of users), beside ranking by event count (and, for seen and unseen,
+    the rules and the forest alone)."""
     frame = scores.merge(features[["user_id", "events"]], on="user_id", how="left")
-    types = frame[["user_id"]].merge(actors, on="user_id", how="left")["actor_type"]
+    types = frame[["user_id"]].merge(actors[["user_id", "actor_type"]], on="user_id",
+                                     how="left")["actor_type"]
     is_actor = types.notna().to_numpy()
     key = frame["user_id"].to_numpy()
     rankers = {"blend": frame["fraud_score"].to_numpy(float),
@@ -452,18 +648,47 @@ def _planted_metrics(scores: pd.DataFrame, features: pd.DataFrame, actors: pd.Da
                        resampler, split=split, cutoff=cutoff)
     metrics.append(Metric("planted_actors", float(is_actor.sum()), split=split,
                           cutoff=cutoff, n_units=len(frame)))
-    k = int(is_actor.sum())
-    for actor_type in sorted(types.dropna().unique()):
-        of_type = (types == actor_type).to_numpy()
-        recall = {}
-        for name in ("blend", "rank_by_events"):
-            top = np.zeros(len(frame), dtype=bool)
-            top[np.lexsort((key, -rankers[name]))[:k]] = True
-            recall[name] = top[of_type].mean()
-        metrics.append(Metric(f"recall_at_k__{actor_type}", float(recall["blend"]),
-                              "rank_by_events", float(recall["rank_by_events"]), split,
-                              cutoff=cutoff, n_units=int(of_type.sum())))
+    for segment, positive, others in _actor_segments(types):
+        what = f"{segment} actors"
+        against = baselines if segment in ("seen", "unseen") else ["rank_by_events"]
+        metrics.append(Metric(f"planted_actors__{segment}", float(positive.sum()),
+                              split=split, cutoff=cutoff, n_units=len(frame)))
+        metrics += compare(
+            f"precision_at_k__{segment}",
+            _top_k_share(rankers["blend"], key, positive, what, included=~others),
+            {b: _top_k_share(rankers[b], key, positive, what, included=~others)
+             for b in against}, resampler, split=split, cutoff=cutoff)
+        metrics += compare(
+            f"recall_at_k__{segment}",
+            _recall_in_top(rankers["blend"], key, positive, what, k_of=is_actor),
+            {b: _recall_in_top(rankers[b], key, positive, what, k_of=is_actor)
+             for b in against}, resampler, split=split, cutoff=cutoff)
+        metrics += compare(
+            f"recall_at_budget__{segment}",
+            _recall_in_top(rankers["blend"], key, positive, what, k_share=review_share),
+            {b: _recall_in_top(rankers[b], key, positive, what, k_share=review_share)
+             for b in against}, resampler, split=split, cutoff=cutoff)
     return metrics
+
+
+def _queue_stability(before: set | None, queue: set, active: set,
+                     cutoff: date) -> list[Metric]:
+    """How stable the review queue is from one test window to the next, without truth:
+    the share of the previous queue's users active again that are queued again
+    (`review_queue_overlap`), and the Jaccard index of the two queues."""
+    if before is None:
+        return []
+    again = before & active
+    overlap = len(again & queue) / len(again) if again else None
+    union = before | queue
+    return [
+        Metric("review_queue_overlap", overlap, split="test", cutoff=cutoff,
+               n_units=len(again), undefined_reason=None if again else
+               "no user of the previous review queue is active in this window"),
+        Metric("review_queue_jaccard", len(before & queue) / len(union) if union else None,
+               split="test", cutoff=cutoff, n_units=len(union),
+               undefined_reason=None if union else "both review queues are empty"),
+    ]
 
 
 def _importance(model: FraudModel, features: pd.DataFrame, scores: pd.DataFrame,
@@ -487,38 +712,53 @@ def _has_truth(actors: pd.DataFrame | None, features: pd.DataFrame) -> bool:
         features["user_id"].isin(actors["user_id"]).any())
 
 
+def _actors_in(actors: pd.DataFrame | None, start: date, end: date) -> pd.DataFrame | None:
+    """The planted actors of a window [start, end): a taken-over account counts only when
+    its new user visited in it (takeover_started_at before the end, the last such visit
+    at or after the start); outside that span its behaviour is its owner's."""
+    if actors is None or "takeover_started_at" not in actors:
+        return actors
+    began = pd.to_datetime(actors["takeover_started_at"], utc=True)
+    last = pd.to_datetime(actors["takeover_last_visit_at"], utc=True)
+    inside = (began < pd.Timestamp(end, tz="UTC")) & (last >= pd.Timestamp(start, tz="UTC"))
+    return actors.loc[began.isna() | inside]
+
+
 def train_fraud(features: pd.DataFrame, actors: pd.DataFrame | None,
-                thresholds: Thresholds, seed: int, n_estimators: int = 200,
+                rules: Budgets | Thresholds, seed: int, n_estimators: int = 200,
                 max_fit_rows: int = 500_000,
                 n_bootstrap: int = BOOTSTRAP_SAMPLES) -> TrainingRun:
-    """The fraud production run: fit the isolation forest on every user's behaviour
-    features over the observed history, score them, and evaluate (intervals resampling
-    users).
+    """The fraud production run: set the rule thresholds from `rules` on every user's
+    behaviour features over the observed history (the live distribution), fit the
+    isolation forest on them, score them, and evaluate (intervals resampling users).
 
-    `actors` (user_id, actor_type) is the planted truth of a generated dataset, or None /
-    empty on real data. With it, the primary metric is precision at k (k = number of
-    planted actors seen) beside ranking by event count, the rules alone and the forest
-    alone; without it, the primary metric is the forest's agreement with the conclusive
-    rules at k (k = users with a conclusive flag) beside ranking by event count. Nothing
-    is tuned: the thresholds and the blend are fixed a priori (dbt vars).
-    Raises InsufficientHistory without a user.
+    `actors` (user_id, actor_type[, takeover_started_at]) is the planted truth of a
+    generated dataset, or None / empty on real data. With it, the primary metric is
+    precision at k (k = number of planted actors seen) beside ranking by event count, the
+    rules alone and the forest alone, and precision and recall are reported per actor
+    type and for seen vs unseen (HELD_OUT_ACTOR_TYPES) types; without it, the primary
+    metric is the forest's agreement with the conclusive rules at k (k = users with a
+    conclusive flag) beside ranking by event count. Nothing is tuned: the budgets and the
+    blend are fixed a priori (dbt vars). Raises InsufficientHistory without a user.
     """
     if len(features) == 0:
         raise InsufficientHistory(1, 0, "users with sessions")
-    model = fit_fraud_model(features, thresholds, seed, n_estimators, max_fit_rows)
+    model = fit_fraud_model(features, rules, seed, n_estimators, max_fit_rows)
     scores = score_users(model, features)
     has_truth = _has_truth(actors, features)
+    review_share = _review_share(rules)
     resampler = Resampler(len(scores), n_samples=n_bootstrap, seed=seed,
                           keys=scores["user_id"].to_numpy())
-    metrics = _in_warehouse_metrics(scores, features, not has_truth, resampler)
+    metrics = _in_warehouse_metrics(scores, features, not has_truth, resampler, review_share)
     if has_truth:
-        metrics += _planted_metrics(scores, features, actors, resampler)
+        metrics += _planted_metrics(scores, features, actors, resampler, review_share)
     first, last = window_dates(features)
     params = {"seed": seed, **model.params, "features": list(model.features),
-              "thresholds": asdict(thresholds),
               "rule_weights": {rule.reason_code: rule.weight for rule in RULES},
-              "has_planted_truth": has_truth,
-              "tuned_on_validation": "nothing: thresholds and blend fixed a priori"}
+              "review_share": review_share, "has_planted_truth": has_truth,
+              "held_out_actor_types": list(HELD_OUT_ACTOR_TYPES),
+              "tuned_on_validation": "nothing: budgets and blend fixed a priori; the rule "
+                                     "thresholds are quantiles of the live distribution"}
     return TrainingRun(
         model_name="fraud",
         train_window=Window(first, last),
@@ -535,8 +775,9 @@ def train_fraud(features: pd.DataFrame, actors: pd.DataFrame | None,
 # What window_user_features reads of int_fraud_session_features.
 SESSION_FEATURE_COLUMNS = (
     "user_id", "session_started_at", "session_ended_at", "events", "views", "purchases",
-    "active_minutes", "peak_views_per_minute", "peak_events_per_hour", "blind_purchases",
-    "max_abs_log_price_ratio", "peak_purchase_burst", "users_sharing_raw_session")
+    "revenue", "active_minutes", "peak_views_per_minute", "peak_events_per_hour",
+    "blind_purchases", "max_abs_log_price_ratio", "peak_purchase_burst",
+    "users_sharing_raw_session")
 
 
 def window_user_features(sessions: pd.DataFrame, start: date, end: date) -> pd.DataFrame:
@@ -547,11 +788,14 @@ def window_user_features(sessions: pd.DataFrame, start: date, end: date) -> pd.D
     at = pd.to_datetime(sessions["session_started_at"])
     rows = sessions.loc[(at >= pd.Timestamp(start)) & (at < pd.Timestamp(end))]
     rows = rows.assign(is_shared=(rows["users_sharing_raw_session"].fillna(1) > 1)
-                       .astype("int64"))
+                       .astype("int64"),
+                       revenue=pd.to_numeric(rows["revenue"], errors="coerce").astype(float))
     out = rows.groupby("user_id", as_index=False).agg(
         first_seen_at=("session_started_at", "min"),
         last_seen_at=("session_ended_at", "max"),
+        sessions=("session_started_at", "size"),
         events=("events", "sum"), views=("views", "sum"), purchases=("purchases", "sum"),
+        revenue=("revenue", "sum"),
         active_minutes=("active_minutes", "sum"),
         peak_views_per_minute=("peak_views_per_minute", "max"),
         peak_events_per_hour=("peak_events_per_hour", "max"),
@@ -569,17 +813,21 @@ def window_user_features(sessions: pd.DataFrame, start: date, end: date) -> pd.D
 
 
 def evaluate_fraud(sessions: pd.DataFrame, actors: pd.DataFrame | None,
-                   thresholds: Thresholds, seed: int, window_days: int = 7,
+                   rules: Budgets | Thresholds, seed: int, window_days: int = 7,
                    step_days: int = 7, n_cutoffs: int = 3, n_estimators: int = 200,
                    max_fit_rows: int = 500_000,
                    n_bootstrap: int = BOOTSTRAP_SAMPLES) -> TrainingRun:
     """The rolling-origin evaluation (run_kind "evaluation"): at `n_cutoffs` cutoffs
-    `step_days` apart, the last window ending at the last session start date, the forest
-    is fitted on the users' features before the cutoff and the users active in the next
-    `window_days` are scored once (window features from `window_user_features`).
-    Metrics per cutoff (split "test"): precision at k against the planted actors when
-    given (primary), else the rule-forest agreement (primary); intervals resample users.
-    Raises InsufficientHistory when the first cutoff leaves less than a window before it.
+    `step_days` apart, the last window ending at the last session start date, the rule
+    thresholds are set and the forest fitted on the users' features before the cutoff,
+    and the users active in the next `window_days` are scored once (window features from
+    `window_user_features`). Metrics per cutoff (split "test"): precision at k against
+    the planted actors when given (primary; a taken-over account counts in the windows its
+    new user visited in), with precision and recall per type and seen vs unseen; else the
+    rule-forest agreement (primary); and, truth or not, the flagged shares and, from the
+    second cutoff on, the review queue's overlap with the previous one. Intervals
+    resample users. Raises InsufficientHistory when the first cutoff leaves less than a
+    window before it.
     """
     if len(sessions) == 0:
         raise InsufficientHistory(1, 0, "users with sessions")
@@ -590,20 +838,30 @@ def evaluate_fraud(sessions: pd.DataFrame, actors: pd.DataFrame | None,
                         f"{window_days} days before the first of {n_cutoffs} test windows "
                         f"of {window_days} days, {step_days} days apart"))
     cutoffs = rolling_cutoffs(last + timedelta(days=1), window_days, step_days, n_cutoffs)
+    review_share = _review_share(rules)
     metrics: list[Metric] = []
     n_test = 0
+    previous_queue: set | None = None
     for cutoff in cutoffs:
+        end = cutoff + timedelta(days=window_days)
         before = window_user_features(sessions, first, cutoff)
-        window = window_user_features(sessions, cutoff, cutoff + timedelta(days=window_days))
-        model = fit_fraud_model(before, thresholds, seed, n_estimators, max_fit_rows)
+        window = window_user_features(sessions, cutoff, end)
+        model = fit_fraud_model(before, rules, seed, n_estimators, max_fit_rows)
         scores = score_users(model, window)
-        truth = _has_truth(actors, window)
+        known = _actors_in(actors, cutoff, end)
+        truth = _has_truth(known, window)
         resampler = Resampler(len(scores), n_samples=n_bootstrap, seed=seed,
                               keys=scores["user_id"].to_numpy())
-        metrics += _in_warehouse_metrics(scores, window, not truth, resampler, "test",
-                                         cutoff)
+        metrics += _in_warehouse_metrics(scores, window, not truth, resampler, review_share,
+                                         "test", cutoff)
         if truth:
-            metrics += _planted_metrics(scores, window, actors, resampler, "test", cutoff)
+            metrics += _planted_metrics(scores, window, known, resampler, review_share,
+                                        "test", cutoff)
+        user_ids = scores["user_id"].to_numpy()
+        queue = set(user_ids[review_queue(scores["fraud_score"].to_numpy(float), user_ids,
+                                          review_share)].tolist())
+        metrics += _queue_stability(previous_queue, queue, set(user_ids.tolist()), cutoff)
+        previous_queue = queue
         n_test += len(window)
     return TrainingRun(
         model_name="fraud",
@@ -613,10 +871,13 @@ def evaluate_fraud(sessions: pd.DataFrame, actors: pd.DataFrame | None,
         n_test=n_test,
         params={"cutoffs": [c.isoformat() for c in cutoffs], "window_days": window_days,
                 "step_days": step_days, "seed": seed, "n_estimators": n_estimators,
-                "thresholds": asdict(thresholds),
+                "rules": asdict(rules), "review_share": review_share,
                 "has_planted_truth": _has_truth(actors, sessions),
+                "held_out_actor_types": list(HELD_OUT_ACTOR_TYPES),
                 "features": "window aggregates of int_fraud_session_features",
-                "tuned_on_validation": "nothing: thresholds and blend fixed a priori"},
+                "tuned_on_validation": "nothing: budgets and blend fixed a priori; the "
+                                       "rule thresholds are quantiles of the live "
+                                       "distribution before each cutoff"},
         metrics=metrics,
         run_kind="evaluation",
     )

@@ -7,7 +7,8 @@ import streamlit as st
 from dashboard import ui
 
 st.title("Fraud review queue")
-min_flags = st.slider("At least this many rule flags", 1, 6, 1, key="fraud_min_flags")
+# 0 keeps the users queued for the isolation forest's score alone (ISOLATION_OUTLIER)
+min_flags = st.slider("At least this many rule flags", 0, 6, 0, key="fraud_min_flags")
 queue = ui.query("fraud_queue", {"min_flags": min_flags, "limit": 500})
 cols = st.columns(3)
 cols[0].metric("Users in the queue", f"{len(queue):,}", border=True)

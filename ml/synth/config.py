@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from ml.published import NOV_2019
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 
 FORMATS = ("csv", "csv.gz", "parquet")
 SPLITS = ("month", "day")
@@ -108,7 +108,10 @@ class SynthConfig:
 
     # --- bots and fraud ---------------------------------------------------------------
     bot_user_share: float = 0.005  # of active users
-    bot_mix: tuple[float, float, float] = (0.55, 0.2, 0.25)  # scraper, card_testing, anomaly
+    # shares of the bot actors by type, in the order of population.BOT_TYPES: scraper,
+    # card_testing, price_anomaly, jittered_bot, slow_card_testing, reseller, price_glitch
+    bot_mix: tuple[float, ...] = (0.30, 0.11, 0.13, 0.14, 0.10, 0.10, 0.12)
+    takeover_user_share: float = 0.0008  # of active users: accounts taken over mid-window
 
     # --- sale days --------------------------------------------------------------------
     sale_browse_factor: float = 2.5

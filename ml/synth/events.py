@@ -21,7 +21,8 @@ from ml.synth.catalog import Catalog
 from ml.synth.config import SynthConfig
 from ml.synth.population import Population, categorical_packed
 from ml.synth.prices import Prices
-from ml.synth.skeleton import CARDTEST, INTENT, QUIRK_LONG, SCRAPE, Skeleton
+from ml.synth.skeleton import (CARDTEST, GLITCH, INTENT, JITTER, QUIRK_LONG, SCRAPE, TAKEOVER,
+                               Skeleton)
 from ml.synth.timeline import DAY, Timeline
 
 VIEW, CART, PURCHASE = 0, 1, 2
@@ -174,7 +175,8 @@ def materialize_day(day: int, cfg: SynthConfig, tl: Timeline, cat: Catalog, pric
                                       _u16(rng, len(jump)))
     major = np.where(r[1] < cfg.brand_loyalty, s_major[u_sess], -1)
     prod = cat.sample(l1, major, r[2], r[3])
-    sc_sess = kind == SCRAPE
+    # scrapers and jittered bots view the catalog uniformly
+    sc_sess = (kind == SCRAPE) | (kind == JITTER)
     scrape_u = sc_sess[u_sess]
     n_sc = int(scrape_u.sum())
     if n_sc:
@@ -184,7 +186,8 @@ def materialize_day(day: int, cfg: SynthConfig, tl: Timeline, cat: Catalog, pric
     fixed[tg_unit[has]] = True
     prod[tg_unit[has]] = tg_prod[has]
     # revisits: copy the previous unit's product (forward fill over units)
-    rev = (r[4] < cfg.revisit_prob) & ~is_first & ~fixed & ~scrape_u
+    # (a glitch exploiter's revisit would show the product at its normal price again)
+    rev = (r[4] < cfg.revisit_prob) & ~is_first & ~fixed & ~scrape_u & (kind != GLITCH)[u_sess]
     src = np.arange(U, dtype=np.int64)
     src[rev] = 0
     prod = prod[np.maximum.accumulate(src)]
@@ -227,8 +230,17 @@ def materialize_day(day: int, cfg: SynthConfig, tl: Timeline, cat: Catalog, pric
 
     # --- times: gaps of at least 1 s between distinct rows, 0 for duplicates --------------
     gap = _draw(VIEW_GAPS, E, rng)
-    sc_ev = np.nonzero(sc_sess[ev_sess])[0]
+    ev_kind = kind[ev_sess]
+    sc_ev = np.nonzero(ev_kind == SCRAPE)[0]
     gap[sc_ev] = rng.integers(1, 5, len(sc_ev))
+    # jittered bots: lognormal gaps like a person's, with this seed's median and spread
+    jb_ev = np.nonzero(ev_kind == JITTER)[0]
+    fraud = sk.fraud
+    gap[jb_ev] = np.maximum(1, np.rint(fraud.jitter_gap_median * np.exp(
+        fraud.jitter_gap_sigma * rng.standard_normal(len(jb_ev))))).astype(np.int64)
+    # a taken-over account's new user knows what to buy: a glance at each product
+    to_ev = np.nonzero(ev_kind == TAKEOVER)[0]
+    gap[to_ev] = rng.integers(2, 9, len(to_ev))
     is_cart = sp_seg == 2
     first_cart = is_cart & np.concatenate([[True], sp_seg[:-1] != 2])
     gap[sp_pos[first_cart]] = _draw(CART_GAPS, int(first_cart.sum()), rng)
@@ -281,8 +293,11 @@ def materialize_day(day: int, cfg: SynthConfig, tl: Timeline, cat: Catalog, pric
     if len(custom_t):
         unit_tg = np.full(U, -1, dtype=np.int64)
         unit_tg[tg_unit[custom_t]] = custom_t
-        c_idx = np.nonzero((etype == PURCHASE) & (unit_tg[ev_unit] >= 0))[0]
-        cents[c_idx] = sk.t_cents[t0:t1][unit_tg[ev_unit[c_idx]]]
+        ev_tg = unit_tg[ev_unit]
+        # the purchase row; with t_shown (price glitches) every row of the target's unit
+        shown = sk.t_shown[t0:t1][ev_tg]  # where ev_tg is -1: masked below
+        c_idx = np.nonzero((ev_tg >= 0) & ((etype == PURCHASE) | shown))[0]
+        cents[c_idx] = sk.t_cents[t0:t1][ev_tg[c_idx]]
         run[c_idx] = -1
 
     events = Events(t=t, etype=etype, prod=ev_prod, cents=cents, run=run,

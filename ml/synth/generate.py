@@ -108,7 +108,7 @@ def run(cfg: SynthConfig, out: str | Path, quiet: bool = False,
     def write_early_truth() -> None:
         """The truth tables that do not need the event counts, while the days are made."""
         truth_rows.update(write_catalog_truth(tr_dir, tl, cat, prices, conversion))
-        truth_rows.update(write_actors_and_preferences(tr_dir, cat, pop, seen_guess))
+        truth_rows.update(write_actors_and_preferences(tr_dir, tl, cat, pop, sk, seen_guess))
 
     def progress_bar() -> tqdm:
         return tqdm(total=cfg.n_events, unit="ev", unit_scale=True, disable=quiet,
@@ -120,7 +120,7 @@ def run(cfg: SynthConfig, out: str | Path, quiet: bool = False,
              for stem in dict.fromkeys(maker.stems)]
     seen = np.nonzero(totals.user_rows > 0)[0]
     if not np.array_equal(seen, seen_guess):
-        truth_rows.update(write_actors_and_preferences(tr_dir, cat, pop, seen))
+        truth_rows.update(write_actors_and_preferences(tr_dir, tl, cat, pop, sk, seen))
     truth_rows.update(write_users(tr_dir, tl, cat, pop, sk, seen, totals.user_rows,
                                   totals.user_purchases, totals.user_first))
     truth_rows = ordered(truth_rows)
@@ -179,6 +179,7 @@ def _manifest(cfg, tl, cat, pop, sk, totals: Totals, files, truth_rows, n_users,
                                                            map(int, totals.dup_by_type))),
             "users": int(seen.sum()),
             "users_by_actor_type": dict(zip(ACTOR_NAMES, map(int, actor_counts))),
+            "accounts_taken_over": int(np.isin(sk.takeover_user, np.nonzero(seen)[0]).sum()),
             "buyers": int(buyers.sum()),
             "purchases_dedup": totals.purchases_dedup,
             "revenue_dedup": round(totals.revenue_cents / 100.0, 2),
@@ -199,6 +200,7 @@ def _manifest(cfg, tl, cat, pop, sk, totals: Totals, files, truth_rows, n_users,
                       "note": "lambda ~ Gamma(r, rate alpha) transactions per day at base "
                               "prices; p ~ Beta(a, b) dropout after each transaction"},
             "browse_rate": {"shape": cfg.browse_r, "rate": cfg.browse_alpha},
+            "fraud_profile": asdict(sk.fraud),
             "intent_session_conversion": session_conversion(cfg),
             "target_conversion_c0": cfg.target_conversion,
             "target_conversion_at_base_price_by_category_l1": dict(

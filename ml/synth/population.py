@@ -25,7 +25,56 @@ from ml.synth.config import SynthConfig
 from ml.synth.timeline import DAY, Timeline
 
 HUMAN, SCRAPER, CARD_TESTING, PRICE_ANOMALY = 0, 1, 2, 3
-ACTOR_NAMES = ("human", "scraper", "card_testing", "price_anomaly")
+JITTERED_BOT, SLOW_CARD_TESTING, RESELLER, PRICE_GLITCH = 4, 5, 6, 7
+ACTOR_NAMES = ("human", "scraper", "card_testing", "price_anomaly", "jittered_bot",
+               "slow_card_testing", "reseller", "price_glitch")
+# Bot actors, in the order of SynthConfig.bot_mix.
+BOT_TYPES = ACTOR_NAMES[1:]
+# Not a bot: an existing human's account, used by someone else from a date on. Listed in
+# actors.parquet with that date; users.parquet keeps the owner's actor_type, human.
+ACCOUNT_TAKEOVER = "account_takeover"
+
+
+@dataclass(frozen=True)
+class FraudProfile:
+    """How the abuse of one seed looks: drawn per seed (its own random stream), so a
+    detector cannot be fitted to one fixed shape. Written to the manifest."""
+
+    jitter_gap_median: float  # seconds between a jittered bot's views (lognormal median)
+    jitter_gap_sigma: float  # ... and log-sd
+    jitter_max_views: int  # views of a jittered bot's visit: 30 .. this
+    slow_ct_max_attempts: int  # purchases of a slow card tester: 4 .. this, one a visit
+    slow_ct_spacing_minutes: float  # mean minutes between its visits (exponential)
+    slow_ct_viewed_share: float  # share of its purchases made after viewing the product
+    reseller_max_units: int  # units (purchase rows) of one product per order: 2 .. this
+    glitches: int  # mispriced product-hours the glitch exploiters buy at
+    glitch_price_share: tuple[float, float]  # glitch price / nominal price, range
+    glitch_hours: float  # how long a glitch lasts
+    glitch_max_units: int  # units an exploiter buys: 1 .. this
+    takeover_max_sessions: int  # visits of the account's new user: 2 .. this
+    takeover_span_hours: float  # ... within this many hours of the takeover
+    takeover_hour_utc: int  # the new user's usual hour of day (UTC)
+
+
+def draw_fraud_profile(seed: int) -> FraudProfile:
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 2000]))
+    low = float(rng.uniform(0.04, 0.15))
+    return FraudProfile(
+        jitter_gap_median=float(rng.uniform(5.0, 12.0)),
+        jitter_gap_sigma=float(rng.uniform(0.5, 0.9)),
+        jitter_max_views=int(rng.integers(100, 301)),
+        slow_ct_max_attempts=int(rng.integers(6, 13)),
+        slow_ct_spacing_minutes=float(rng.uniform(20.0, 90.0)),
+        slow_ct_viewed_share=float(rng.uniform(0.6, 1.0)),
+        reseller_max_units=int(rng.integers(3, 9)),
+        glitches=int(rng.integers(2, 6)),
+        glitch_price_share=(low, low + float(rng.uniform(0.05, 0.2))),
+        glitch_hours=float(rng.uniform(2.0, 8.0)),
+        glitch_max_units=int(rng.integers(2, 6)),
+        takeover_max_sessions=int(rng.integers(3, 7)),
+        takeover_span_hours=float(rng.uniform(12.0, 72.0)),
+        takeover_hour_utc=int(rng.integers(0, 24)),
+    )
 
 
 @dataclass
@@ -205,7 +254,9 @@ def make_bots(cfg: SynthConfig, tl: Timeline, n: int, human_ids: np.ndarray,
     right after a random human acquired between 60 days before the window and its end, and
     that human's acquisition time, so ids do not give bots away."""
     mix = np.asarray(cfg.bot_mix, dtype=np.float64)
-    actor = (1 + rng.choice(3, size=n, p=mix / mix.sum())).astype(np.int8)
+    if len(mix) != len(BOT_TYPES):
+        raise ValueError(f"bot_mix needs one share per bot type {BOT_TYPES}")
+    actor = (1 + rng.choice(len(mix), size=n, p=mix / mix.sum())).astype(np.int8)
     cand = np.nonzero((human_acq >= -60 * DAY) & (human_acq < tl.end_sec * 0.97))[0]
     pos = np.sort(rng.choice(cand, size=min(n, len(cand)), replace=False))
     nan = np.full(len(pos), np.nan)

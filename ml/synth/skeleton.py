@@ -11,7 +11,8 @@ A visit (session) is one of
             is a *transaction*; after each transaction the user drops out with probability p.
             pi_s is the chance that an intent visit becomes a transaction at average prices,
             so lambda is the user's transaction rate;
-  SCRAPE / CARDTEST / ANOMALY - bot and fraud visits.
+  SCRAPE / CARDTEST / ANOMALY / JITTER / SLOW_CARDTEST / RESELL / GLITCH - bot and fraud
+            visits; TAKEOVER - visits of a human's account by someone else, from a date on.
 Each visit gets its number of views, its carted and bought targets, the planted duplicate
 rows and its quirk (a >30 min pause or a >24 h span). Views are then adjusted so that the
 rows add up exactly to `n_events`. Products of plain views are drawn later, day by day
@@ -27,13 +28,17 @@ import numpy as np
 
 from ml.synth.catalog import Catalog
 from ml.synth.config import SynthConfig
-from ml.synth.population import (CARD_TESTING, PRICE_ANOMALY, SCRAPER, Population,
-                                 add_preferences, categorical_weighted, make_bots, make_users)
+from ml.synth.population import (CARD_TESTING, JITTERED_BOT, PRICE_ANOMALY, PRICE_GLITCH,
+                                 RESELLER, SCRAPER, SLOW_CARD_TESTING, FraudProfile,
+                                 Population, add_preferences, categorical_weighted,
+                                 draw_fraud_profile, make_bots, make_users)
 from ml.synth.prices import Prices
 from ml.synth.timeline import DAY, Timeline
 
 BROWSE, INTENT, SCRAPE, CARDTEST, ANOMALY = 0, 1, 2, 3, 4
-KIND_NAMES = ("browse", "intent", "scrape", "card_testing", "price_anomaly")
+JITTER, SLOW_CARDTEST, RESELL, GLITCH, TAKEOVER = 5, 6, 7, 8, 9
+KIND_NAMES = ("browse", "intent", "scrape", "card_testing", "price_anomaly", "jittered_bot",
+              "slow_card_testing", "reseller", "price_glitch", "account_takeover")
 QUIRK_NONE, QUIRK_GAP, QUIRK_LONG = 0, 1, 2
 
 
@@ -44,7 +49,8 @@ class Skeleton:
     A *target* is a product the session carts and/or buys: intent targets and fraud
     purchases have a fixed product (`t_prod`); browse-cart targets have t_prod = -1 and cart
     whatever product the session views at that point. `t_blind` targets are bought without
-    a view (card testing). `t_cents` >= 0 overrides the purchase price (price anomalies).
+    a view (card testing). `t_cents` >= 0 overrides the purchase price (price anomalies);
+    with `t_shown` the view and cart rows of the target show it too (price glitches).
     """
 
     user: np.ndarray  # int32, index into the population
@@ -62,10 +68,15 @@ class Skeleton:
     t_pdup: np.ndarray  # int16
     t_blind: np.ndarray  # bool
     t_cents: np.ndarray  # int32
+    t_shown: np.ndarray  # bool
     death_sec: np.ndarray  # float64 per user (inf: alive at the end)
     n_tx: np.ndarray  # int32 transactions in the window per user
     n_shared: int  # shared session ids planted
     drawn_users: int  # humans drawn (incl. never visible ones), for scaling
+    fraud: FraudProfile  # this seed's shapes of abuse
+    takeover_user: np.ndarray  # int64 population index of each taken-over account
+    takeover_sec: np.ndarray  # float64 when its new user took over
+    takeover_end_sec: np.ndarray  # float64 start of the new user's last visit
 
     @property
     def n_sessions(self) -> int:
@@ -201,9 +212,11 @@ def _monthly_active(users: np.ndarray, secs: np.ndarray, days: int) -> float:
     return total / blocks
 
 
-def _cheap_products(cat: Catalog, share: float) -> np.ndarray:
-    """Positions of the cheapest `share` of products of every category_id."""
-    order = np.lexsort((cat.base_cents, cat.product_cat))
+def _extreme_products(cat: Catalog, share: float, expensive: bool) -> np.ndarray:
+    """Positions of the cheapest (or most expensive) `share` of products of every
+    category_id."""
+    price = -cat.base_cents if expensive else cat.base_cents
+    order = np.lexsort((price, cat.product_cat))
     cats = cat.product_cat[order]
     first = np.searchsorted(cats, cats, side="left")
     last = np.searchsorted(cats, cats, side="right")
@@ -211,13 +224,30 @@ def _cheap_products(cat: Catalog, share: float) -> np.ndarray:
     return np.sort(order[rank < np.maximum(1, np.floor(share * (last - first)))])
 
 
+def _spells(rng: np.random.Generator, acq: np.ndarray, end: float, days: tuple[float, float],
+            per_day: float) -> tuple[np.ndarray, np.ndarray]:
+    """Visits of actors active over a spell of `days` days after acquisition that overlaps
+    the window (no pile-up at the window start), about `per_day` a day: (actor, sec)."""
+    span = rng.uniform(*days, len(acq)) * DAY
+    begin = np.maximum(acq, -span)
+    begin = begin + rng.random(len(acq)) * np.maximum(end - begin, 0.0)
+    lo = np.maximum(begin, 0.0)
+    length = (np.minimum(begin + span, end) - lo).clip(0)
+    k = 1 + rng.poisson(per_day * length / DAY)
+    secs = np.repeat(lo, k) + rng.random(int(k.sum())) * np.repeat(length, k)
+    return np.repeat(np.arange(len(acq)), k), secs
+
+
 def _bot_sessions(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
-                  bots: Population, offset: int, rng: np.random.Generator):
-    """Visits of bot actors, none before the actor's acquisition. Returns session arrays
-    (user, sec, kind, views) and targets (session, product, blind, cents); every bot target
-    is bought."""
+                  bots: Population, offset: int, takeover: tuple[np.ndarray, np.ndarray],
+                  fraud: FraudProfile, rng: np.random.Generator):
+    """Visits of bot actors, none before the actor's acquisition (price-glitch exploiters
+    come when their glitch is on), and of the accounts taken over (`takeover`: population
+    indices of their owners and the takeover times). Returns session arrays (user, sec,
+    kind, views) and targets (session, product, blind, cents, shown); every bot target
+    is bought. Bots are population rows offset + their index in `bots`."""
     sessions: list[tuple[np.ndarray, np.ndarray, int, np.ndarray]] = []
-    targets: list[tuple[np.ndarray, np.ndarray, bool, np.ndarray]] = []
+    targets: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     end = tl.end_sec - 3600.0
     acq = np.minimum(np.maximum(bots.acq_sec, 0.0), end)
     n_sessions = 0
@@ -230,57 +260,147 @@ def _bot_sessions(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
         n_sessions += len(users)
         return np.arange(first, n_sessions)
 
-    # scrapers: bursts of 20..150 views, a visit or so a day over a 2..15 day spell after
-    # acquisition that overlaps the window (no pile-up at the window start)
-    sc = np.nonzero(bots.actor == SCRAPER)[0]
+    def add_targets(sess: np.ndarray, prod: np.ndarray, blind=False, cents=None,
+                    shown=False) -> None:
+        n = len(prod)
+        cents = np.full(n, -1, np.int32) if cents is None else cents
+        targets.append((sess, prod.astype(np.int32), np.broadcast_to(blind, n),
+                        cents.astype(np.int32), np.broadcast_to(shown, n)))
+
+    def nominal(prod: np.ndarray, secs: np.ndarray) -> np.ndarray:
+        day = np.minimum((secs // DAY).astype(np.int64), tl.days - 1)
+        return prices.nominal[prod, day]
+
+    of_type = {t: np.nonzero(bots.actor == t)[0] for t in range(1, 8)}
+    # scrapers: bursts of 20..150 views, 1-4 s apart (events.py), a visit or so a day
+    # over a 2..15 day spell
+    sc = of_type[SCRAPER]
     if len(sc):
-        span = rng.uniform(2, 15, len(sc)) * DAY
-        begin = np.maximum(bots.acq_sec[sc], -span)
-        begin = begin + rng.random(len(sc)) * np.maximum(end - begin, 0.0)
-        lo = np.maximum(begin, 0.0)
-        stop = np.minimum(begin + span, end)
-        length = (stop - lo).clip(0)
-        k = 1 + rng.poisson(0.8 * length / DAY)
-        secs = np.repeat(lo, k) + rng.random(int(k.sum())) * np.repeat(length, k)
-        add_sessions(np.repeat(sc, k), secs, SCRAPE, rng.integers(20, 151, int(k.sum())))
+        who, secs = _spells(rng, bots.acq_sec[sc], end, (2, 15), 0.8)
+        add_sessions(sc[who] + offset, secs, SCRAPE, rng.integers(20, 151, len(who)))
+    # jittered bots: scrapers whose views are lognormal-spaced like a person's (median
+    # and spread per seed, events.py), longer visits over a longer spell
+    jb = of_type[JITTERED_BOT]
+    if len(jb):
+        who, secs = _spells(rng, bots.acq_sec[jb], end, (3, 20), 1.0)
+        add_sessions(jb[who] + offset, secs, JITTER,
+                     rng.integers(30, fraud.jitter_max_views + 1, len(who)))
     # card testers: 1-2 visits, each a burst of 3..6 blind purchases of cheap products
     # (the cheapest 15% of every category, so no single category is dominated by them)
-    ct = np.nonzero(bots.actor == CARD_TESTING)[0]
+    cheap = _extreme_products(cat, 0.15, expensive=False)
+    ct = of_type[CARD_TESTING]
     if len(ct):
-        cheap = _cheap_products(cat, 0.15)
         k = 1 + (rng.random(len(ct)) < 0.3)
         s0 = np.repeat(acq[ct], k)
         secs = s0 + rng.random(len(s0)) * (end - s0)
-        ids = add_sessions(np.repeat(ct, k), secs, CARDTEST, rng.integers(0, 3, len(s0)))
+        ids = add_sessions(np.repeat(ct, k) + offset, secs, CARDTEST,
+                           rng.integers(0, 3, len(s0)))
         nb = rng.integers(3, 7, len(s0))
-        prod = cheap[rng.integers(0, len(cheap), int(nb.sum()))].astype(np.int32)
-        targets.append((np.repeat(ids, nb), prod, True, np.full(len(prod), -1, np.int32)))
+        add_targets(np.repeat(ids, nb), cheap[rng.integers(0, len(cheap), int(nb.sum()))],
+                    blind=True)
+    # slow card testers: one cheap purchase a visit, visits an exponential number of
+    # minutes apart (mean per seed), mostly after viewing the product, so neither a burst
+    # nor a run of blind purchases shows
+    sct = of_type[SLOW_CARD_TESTING]
+    if len(sct):
+        k = rng.integers(4, fraud.slow_ct_max_attempts + 1, len(sct))
+        who = np.repeat(np.arange(len(sct)), k)
+        step = rng.exponential(fraud.slow_ct_spacing_minutes * 60.0, len(who))
+        first = np.cumsum(k) - k
+        elapsed = np.cumsum(step) - np.repeat(np.cumsum(step)[first] - step[first], k)
+        latest = np.maximum(end - elapsed[np.cumsum(k) - 1], acq[sct])
+        t0 = acq[sct] + rng.random(len(sct)) * np.maximum(latest - acq[sct], 0.0)
+        secs = np.minimum(t0[who] + elapsed, end)
+        viewed = rng.random(len(who)) < fraud.slow_ct_viewed_share
+        ids = add_sessions(sct[who] + offset, secs, SLOW_CARDTEST,
+                           viewed + rng.integers(0, 2, len(who)))
+        add_targets(ids, cheap[rng.integers(0, len(cheap), len(who))], blind=~viewed)
     # price anomalies: ordinary-looking visits that buy at 3..25% of the normal price
-    pa = np.nonzero(bots.actor == PRICE_ANOMALY)[0]
+    pa = of_type[PRICE_ANOMALY]
     if len(pa):
         k = 1 + rng.poisson(1.0, len(pa))
         users = np.repeat(pa, k)
         s0 = np.repeat(acq[pa], k)
         secs = s0 + rng.random(len(s0)) * (end - s0)
         nb = 1 + (rng.random(len(users)) < 0.3)
-        ids = add_sessions(users, secs, ANOMALY, nb + rng.poisson(2.5, len(users)))
+        ids = add_sessions(users + offset, secs, ANOMALY, nb + rng.poisson(2.5, len(users)))
         prod = _draw_targets(cfg, cat, bots, np.repeat(users, nb), rng)
-        day = np.minimum((np.repeat(secs, nb) // DAY).astype(np.int64), tl.days - 1)
-        cents = np.maximum(1, np.round(prices.nominal[prod, day]
-                                       * rng.uniform(0.03, 0.25, len(prod)))).astype(np.int32)
-        targets.append((np.repeat(ids, nb), prod, False, cents))
-
+        cents = np.maximum(1, np.round(nominal(prod, np.repeat(secs, nb))
+                                       * rng.uniform(0.03, 0.25, len(prod))))
+        add_targets(np.repeat(ids, nb), prod, cents=cents)
+    # resellers: 1-3 orders over the window, each several units (purchase rows, each
+    # after its own view) of one of the actor's one or two products, at the normal price
+    rs = of_type[RESELLER]
+    if len(rs):
+        k = rng.integers(1, 4, len(rs))
+        users = np.repeat(rs, k)
+        s0 = np.repeat(acq[rs], k)
+        secs = s0 + rng.random(len(s0)) * (end - s0)
+        units = rng.integers(2, fraud.reseller_max_units + 1, len(users))
+        ids = add_sessions(users + offset, secs, RESELL, units + rng.poisson(2.0, len(users)))
+        own = _draw_targets(cfg, cat, bots, np.repeat(rs, 2), rng).reshape(-1, 2)
+        pick = np.searchsorted(rs, users)
+        prod = own[pick, (rng.random(len(users)) < 0.3).astype(np.int64)]
+        add_targets(np.repeat(ids, units), np.repeat(prod, units))
+    # price-glitch exploiters: a few popular products are mispriced for a few hours
+    # (glitch price shown and paid, per seed); each exploiter buys units of one of them
+    gl = of_type[PRICE_GLITCH]
+    if len(gl):
+        g = fraud.glitches
+        g_prod = _draw_targets(cfg, cat, bots, gl[rng.integers(0, len(gl), g)], rng)
+        g_start = rng.uniform(0.0, end - fraud.glitch_hours * 3600.0, g)
+        g_share = rng.uniform(*fraud.glitch_price_share, g)
+        which = rng.integers(0, g, len(gl))
+        secs = g_start[which] + rng.random(len(gl)) * fraud.glitch_hours * 3600.0
+        units = rng.integers(1, fraud.glitch_max_units + 1, len(gl))
+        ids = add_sessions(gl + offset, secs, GLITCH, units + rng.poisson(1.5, len(gl)))
+        prod = np.repeat(g_prod[which], units)
+        cents = np.maximum(1, np.round(np.repeat(nominal(g_prod[which], secs)
+                                                 * g_share[which], units)))
+        add_targets(np.repeat(ids, units), prod, cents=cents, shown=True)
+    # taken-over accounts: from the takeover on, a few short visits within hours, at the
+    # new user's hour of day, each buying 1-3 of the most expensive products of random
+    # categories after a glance (the owner's own visits go on)
+    owner, since = takeover
+    if len(owner):
+        k = rng.integers(2, fraud.takeover_max_sessions + 1, len(owner))
+        users = np.repeat(owner, k)
+        t = np.repeat(since, k) + rng.random(len(users)) * fraud.takeover_span_hours * 3600
+        hour = (fraud.takeover_hour_utc + rng.uniform(0.0, 3.0, len(users))) % 24
+        secs = np.floor(t / DAY) * DAY + hour * 3600.0
+        secs = np.where(secs < np.repeat(since, k), secs + DAY, secs)
+        keep = secs < end
+        users, secs = users[keep], secs[keep]
+        nb = 1 + rng.binomial(2, 0.4, len(users))
+        ids = add_sessions(users, secs, TAKEOVER, nb + rng.integers(0, 3, len(users)))
+        dear = _extreme_products(cat, 0.1, expensive=True)
+        add_targets(np.repeat(ids, nb), dear[rng.integers(0, len(dear), int(nb.sum()))])
     def cat_(parts, dtype):
         return np.concatenate(parts).astype(dtype) if parts else np.empty(0, dtype=dtype)
 
-    return (cat_([x[0] for x in sessions], np.int64) + offset,
+    return (cat_([x[0] for x in sessions], np.int64),
             cat_([x[1] for x in sessions], np.float64),
             cat_([np.full(len(x[0]), x[2]) for x in sessions], np.int8),
             cat_([x[3] for x in sessions], np.int64),
             cat_([t[0] for t in targets], np.int64),
             cat_([t[1] for t in targets], np.int32),
-            cat_([np.full(len(t[1]), t[2]) for t in targets], bool),
-            cat_([t[3] for t in targets], np.int32))
+            cat_([t[2] for t in targets], bool),
+            cat_([t[3] for t in targets], np.int32),
+            cat_([t[4] for t in targets], bool))
+
+
+def _takeovers(tl: Timeline, n: int, users: np.ndarray, secs: np.ndarray,
+               death: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`n` accounts taken over: humans with a visit before the takeover, which falls
+    between 15% and 85% of the window, at least a day after their first visit and before
+    they drop out. Returns (population indices, takeover seconds), by index."""
+    first = np.full(len(death), np.inf)
+    np.minimum.at(first, users, secs)
+    begin = np.maximum(first + DAY, 0.15 * tl.end_sec)
+    stop = np.minimum(death, 0.85 * tl.end_sec)
+    cand = np.nonzero(begin < stop)[0]
+    owner = np.sort(rng.choice(cand, size=min(n, len(cand)), replace=False))
+    return owner, begin[owner] + rng.random(len(owner)) * (stop[owner] - begin[owner])
 
 
 def build_skeleton(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
@@ -329,8 +449,19 @@ def build_skeleton(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
     n_bots = int(round(share / (1 - share) * month_users * max(tl.days, 30) / 30))
     bots = make_bots(cfg, tl, n_bots, all_ids, all_acq, rng)
     add_preferences(bots, l1_alpha, brand_alpha, rng)
-    (x_user, x_sec, x_kind, x_views, xt_sess, xt_prod, xt_blind, xt_cents) = _bot_sessions(
-        cfg, tl, cat, prices, bots, n_h, rng)
+    share = cfg.takeover_user_share
+    n_takeovers = int(round(share * month_users * max(tl.days, 30) / 30))
+    takeover = _takeovers(tl, n_takeovers, np.concatenate([b_user, a_user, i_user]),
+                          np.concatenate([b_sec, a_sec, i_sec]), death, rng)
+    fraud = draw_fraud_profile(cfg.seed)
+    (x_user, x_sec, x_kind, x_views, xt_sess, xt_prod, xt_blind, xt_cents,
+     xt_shown) = _bot_sessions(cfg, tl, cat, prices, bots, n_h, takeover, fraud, rng)
+    # a takeover whose visits all fell after the window end did not happen in it
+    to = x_kind == TAKEOVER
+    last = np.full(n_h, -np.inf)
+    np.maximum.at(last, x_user[to], x_sec[to])
+    happened = np.isfinite(last[takeover[0]])
+    takeover = (takeover[0][happened], takeover[1][happened], last[takeover[0][happened]])
     pop = Population.concat(pop, bots)
     # the per-user preference tables of the day workers need no random draws: build them
     # on another core meanwhile (numpy releases the GIL)
@@ -358,6 +489,7 @@ def build_skeleton(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
     t_bought = np.concatenate([it_bought, np.zeros(n_bc, bool), np.ones(len(xt_sess), bool)])
     t_blind = np.concatenate([np.zeros(n_it + n_bc, bool), xt_blind])
     t_cents = np.concatenate([np.full(n_it + n_bc, -1, np.int32), xt_cents])
+    t_shown = np.concatenate([np.zeros(n_it + n_bc, bool), xt_shown])
     n_t = len(t_sess)
     human_t = np.arange(n_t) < n_it + n_bc
     p_cart = np.where(t_bought, cfg.cart_if_bought, cfg.cart_if_not_bought)
@@ -419,8 +551,9 @@ def build_skeleton(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
         t_sess=t_sess[t_order], t_prod=t_prod[t_order], t_bought=t_bought[t_order],
         t_ncart=t_ncart[t_order].astype(np.int16), t_cdup=t_cdup[t_order].astype(np.int16),
         t_pdup=t_pdup[t_order].astype(np.int16), t_blind=t_blind[t_order],
-        t_cents=t_cents[t_order], death_sec=death, n_tx=n_tx, n_shared=len(pick),
-        drawn_users=n_users)
+        t_cents=t_cents[t_order], t_shown=t_shown[t_order], death_sec=death, n_tx=n_tx,
+        n_shared=len(pick), drawn_users=n_users, fraud=fraud, takeover_user=takeover[0],
+        takeover_sec=takeover[1], takeover_end_sec=takeover[2])
     if exact_rows is not None:
         _adjust_views(sk, exact_rows, rng)
     cdfs.result()

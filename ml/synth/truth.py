@@ -4,7 +4,10 @@ Files (all timestamps TIMESTAMP WITH TIME ZONE, UTC):
   users.parquet               one row per user with at least one event: actor_type, BG/NBD
                               lambda and p, browse rate, acquisition, dropout, is_alive_end,
                               in-window transactions, events, purchases, top category/brand
-  actors.parquet              user_id, actor_type of the bot and fraud actors
+  actors.parquet              user_id, actor_type of the bot and fraud actors and of the
+                              accounts taken over (takeover_started_at: from when,
+                              takeover_last_visit_at: the new user's last visit; NULL
+                              for the others)
   user_category_pref.parquet  user_id, category_l1, weight (Dirichlet weights >= 0.01)
   user_brand_pref.parquet     user_id, brand, weight (major brands, weights >= 0.01)
   products.parquet            product attributes, base_price, repricing and sale flags
@@ -24,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml.synth.catalog import Catalog
-from ml.synth.population import ACTOR_NAMES, HUMAN, Population
+from ml.synth.population import ACCOUNT_TAKEOVER, ACTOR_NAMES, HUMAN, Population
 from ml.synth.prices import Prices
 from ml.synth.skeleton import Skeleton
 from ml.synth.timeline import DAY, Timeline
@@ -103,7 +106,8 @@ def write_users(truth_dir: Path, tl: Timeline, cat: Catalog, pop: Population, sk
     return {"users.parquet": users.num_rows}
 
 
-def write_actors_and_preferences(truth_dir: Path, cat: Catalog, pop: Population,
+def write_actors_and_preferences(truth_dir: Path, tl: Timeline, cat: Catalog,
+                                 pop: Population, sk: Skeleton,
                                  seen: np.ndarray) -> dict[str, int]:
     """actors.parquet and the users' category and brand preferences, for the users `seen`."""
     out: dict[str, int] = {}
@@ -111,8 +115,24 @@ def write_actors_and_preferences(truth_dir: Path, cat: Catalog, pop: Population,
     bots = actor != HUMAN
     l1_w = pop.l1_pref_t[:, seen]
     brand_w = pop.brand_pref_t[:, seen]
-    actors = pa.table({"user_id": pa.array(pop.user_id[seen][bots], pa.int64()),
-                       "actor_type": _labels(actor[bots], ACTOR_NAMES)})
+    taken = np.isin(sk.takeover_user, seen)
+    owner, since = sk.takeover_user[taken], sk.takeover_sec[taken]
+    last_visit = sk.takeover_end_sec[taken]
+    n_bots = int(bots.sum())
+
+    def takeover_ts(sec: np.ndarray) -> pa.Array:
+        """NULL for the bots, then the takeovers' times."""
+        return _ts(np.concatenate([np.zeros(n_bots), np.floor(sec)]), tl,
+                   valid=np.arange(n_bots + len(owner)) >= n_bots)
+    actors = pa.table({
+        "user_id": pa.array(np.concatenate([pop.user_id[seen][bots], pop.user_id[owner]]),
+                            pa.int64()),
+        "actor_type": pa.concat_arrays([_labels(actor[bots], ACTOR_NAMES),
+                                        pa.array([ACCOUNT_TAKEOVER] * len(owner),
+                                                 pa.string())]),
+        "takeover_started_at": takeover_ts(since),
+        "takeover_last_visit_at": takeover_ts(last_visit),
+    })
     _write(actors, truth_dir / "actors.parquet")
     out["actors.parquet"] = actors.num_rows
 

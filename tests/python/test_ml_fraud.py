@@ -13,16 +13,20 @@ from sklearn.metrics import roc_auc_score
 
 from dbt_project import query
 from ml.evaluation import InsufficientHistory, train_or_skip
-from ml.fraud import (FLAG_COLUMNS, ISOLATION_FEATURES, RULES, SESSION_FEATURE_COLUMNS,
-                      Thresholds, _auc_of, _top_k_share, apply_rules, blend, design_matrix,
-                      empty_session_scores, evaluate_fraud, fit_fraud_model,
-                      planted_truth_metrics, precision_at_k, published_user_scores,
-                      score_sessions, score_users, train_fraud, window_user_features)
+from ml.fraud import (FLAG_COLUMNS, HELD_OUT_ACTOR_TYPES, ISOLATION_FEATURES, RULES,
+                      SESSION_FEATURE_COLUMNS, Budgets, Thresholds, _actors_in, _auc_of,
+                      _queue_stability, _recall_in_top, _top_k_share, apply_rules, blend,
+                      design_matrix, empty_session_scores, evaluate_fraud, fit_fraud_model,
+                      fit_thresholds, planted_truth_metrics, precision_at_k,
+                      published_user_scores, review_queue, score_sessions, score_users,
+                      train_fraud, window_user_features)
+from ml.synth.population import ACCOUNT_TAKEOVER, BOT_TYPES
 from ml.registry import SKIPPED_INSUFFICIENT_HISTORY
 
 # --- small frames -----------------------------------------------------------------------
 
 NORMAL = {
+    "sessions": 2, "revenue": 50.0,
     "events": 12, "views": 10, "purchases": 1, "peak_views_per_minute": 3,
     "views_per_active_minute": 1.5, "peak_events_per_hour": 12, "blind_purchases": 0,
     "blind_purchase_share": 0.0, "max_abs_log_price_ratio": 0.1, "peak_purchase_burst": 1,
@@ -200,7 +204,8 @@ def test_training_run_evaluates_against_planted_truth_when_given() -> None:
     assert {m.baseline for m in primary} == {"rank_by_events", "rules_only",
                                              "isolation_only"}
     assert all(m.value == 1.0 and m.ci_low is not None for m in primary)
-    assert metrics[("recall_at_k__scraper", "planted_truth", "rank_by_events")].value == 1.0
+    assert metrics[("recall_at_k__type__scraper", "planted_truth",
+                    "rank_by_events")].value == 1.0
     assert not run.is_below_baseline()
     record = run.to_frame().iloc[0]
     assert str(record["train_start"].date()) == "2019-10-01"
@@ -216,7 +221,9 @@ def test_training_run_without_truth_uses_rule_agreement_as_primary() -> None:
     assert [(m.metric, m.split, m.baseline) for m in run.primary_metrics()] == \
         [("agreement_at_k", "all_users", "rank_by_events")]
     assert not any(m.split == "planted_truth" for m in run.metrics)
-    assert all(m.ci_low is not None for m in run.metrics if m.value is not None)
+    # every figure but the counts has an interval
+    assert all(m.ci_low is not None for m in run.metrics
+               if m.value is not None and m.metric != "review_queue_users")
 
 
 def test_resampled_statistics_match_the_exact_ones_on_all_users() -> None:
@@ -232,6 +239,15 @@ def test_resampled_statistics_match_the_exact_ones_on_all_users() -> None:
         roc_auc_score(positive, score))
     # a resample with repeated users counts them as often as they are drawn
     drawn = rng.integers(0, 500, 500)
+    expanded = _top_k_share(score[drawn], key[drawn], positive[drawn], "x")
+    assert _top_k_share(score, key, positive, "x")(drawn) == pytest.approx(expanded(rows))
+    # recall within a budget: the top ceil(5% of 500) = 25 rows
+    top = np.lexsort((key, -score))[:25]
+    assert _recall_in_top(score, key, positive, "x", k_share=0.05)(rows) == pytest.approx(
+        positive[top].sum() / positive.sum())
+    # recall at k = the positives is precision at k
+    assert _recall_in_top(score, key, positive, "x", k_of=positive)(rows) == pytest.approx(
+        precision_at_k(score, positive, k, key))
     assert _auc_of(score, positive, "x")(drawn) == pytest.approx(
         roc_auc_score(positive[drawn], score[drawn]))
 
@@ -261,7 +277,7 @@ def session_frame(days: int = 35, n_users: int = 300, seed: int = 0) -> tuple[
             rows.append({"user_id": user, "session_started_at": at,
                          "session_ended_at": at + pd.Timedelta(minutes=20),
                          "events": views + purchases, "views": views,
-                         "purchases": purchases,
+                         "purchases": purchases, "revenue": 30.0 * purchases,
                          "active_minutes": 2 if scraper else int(rng.integers(3, 15)),
                          "peak_views_per_minute": 40 if scraper else int(rng.integers(1, 5)),
                          "peak_events_per_hour": views + purchases, "blind_purchases": 0,
@@ -326,6 +342,144 @@ def test_too_short_or_empty_data_skip_and_publish_empty_tables() -> None:
     assert all("NULL" not in t for _, t in describe["session_scores"])
 
 
+# --- budgets and metrics by actor type ----------------------------------------------
+
+
+def test_thresholds_from_a_budget_flag_at_most_the_budget_even_with_ties() -> None:
+    frame = population(n=2_000, seed=4)
+    # a heavy tie at the top of the view rate: 3% of users at exactly 9 views a minute
+    frame.loc[:59, "peak_views_per_minute"] = 9
+    budgets = Budgets(rule_quantile=0.99)
+    thresholds = fit_thresholds(frame, budgets)
+    flags = apply_rules(frame, thresholds)
+    for flag in ("is_high_view_rate", "is_high_velocity", "is_price_off_norm",
+                 "is_purchase_burst", "is_purchase_without_view"):
+        assert flags[flag].mean() <= 0.01, flag
+    assert thresholds.max_views_per_minute == 10  # strictly above the tied top value
+    # a budget, not a constant: the same share of busier traffic gives a higher line
+    busier = frame.assign(peak_events_per_hour=frame["peak_events_per_hour"] * 3)
+    assert fit_thresholds(busier, budgets).max_events_per_hour > \
+        thresholds.max_events_per_hour
+    # a looser budget never gives a stricter line
+    loose = fit_thresholds(frame, Budgets(rule_quantile=0.9))
+    assert loose.max_events_per_hour <= thresholds.max_events_per_hour
+
+
+def test_budgets_come_from_config_and_refuse_impossible_shares() -> None:
+    b = Budgets.from_config({"rule_quantile": "0.995", "review_share": "0.01",
+                             "rule_blend": None})
+    assert (b.rule_quantile, b.review_share, b.rule_blend) == (0.995, 0.01, 0.7)
+    with pytest.raises(ValueError, match="rule_quantile"):
+        Budgets(rule_quantile=1.0)
+    with pytest.raises(ValueError, match="review_share"):
+        Budgets(review_share=0.0)
+
+
+def test_review_queue_takes_the_budget_share_rounded_up_ties_by_key() -> None:
+    score = np.array([0.1, 0.9, 0.9, 0.5, 0.2])
+    key = np.array([5, 4, 3, 2, 1])
+    assert review_queue(score, key, 0.5).tolist() == [2, 1, 3]  # ceil(2.5) = 3
+    assert review_queue(score, key, 0.01).tolist() == [2]
+
+
+def _ranked(types: list[str | None]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Scores ranking users in the order of `types` (first = most suspicious), with the
+    planted actors among them; events rank them the other way round."""
+    n = len(types)
+    scores = pd.DataFrame({"user_id": np.arange(n), "fraud_score": np.linspace(1, 0, n),
+                           "rule_score": np.linspace(1, 0, n),
+                           "isolation_raw_score": np.linspace(1, 0, n)})
+    features = pd.DataFrame({"user_id": np.arange(n), "events": np.arange(n)})
+    actors = pd.DataFrame([(i, t) for i, t in enumerate(types) if t],
+                          columns=["user_id", "actor_type"])
+    return scores, features, actors
+
+
+def test_precision_and_recall_by_type_split_seen_from_held_out_types() -> None:
+    seen, unseen = BOT_TYPES[0], HELD_OUT_ACTOR_TYPES[0]
+    assert seen not in HELD_OUT_ACTOR_TYPES
+    assert set(HELD_OUT_ACTOR_TYPES) <= {*BOT_TYPES, ACCOUNT_TAKEOVER}
+    # 4 seen actors at the top, 2 held-out actors among the humans (ranks 8 and 100)
+    types = [seen] * 4 + [None] * 3 + [unseen] + [None] * 91 + [unseen]
+    scores, features, actors = _ranked(types)
+    m = planted_truth_metrics(scores, features, actors, review_share=0.05)
+    assert m["k"] == 6 and m["blend__precision_at_k"] == pytest.approx(4 / 6)
+    assert m["blend__precision_at_k__seen"] == 1.0
+    # the held-out actors ranked among the humans only (the seen ones left out): 4th
+    # and 96th, none in the top k = 2
+    assert m["blend__precision_at_k__unseen"] == 0.0
+    assert m["blend__recall_at_k__seen"] == 1.0 and m["blend__recall_at_k__unseen"] == 0.0
+    # the top 5% (5 users) holds the 4 seen actors, not the held-out one at rank 8
+    assert m["blend__recall_at_budget__seen"] == 1.0
+    assert m["blend__recall_at_budget__unseen"] == 0.0
+    assert m[f"blend__recall_at_k__type__{unseen}"] == 0.0
+    # events rank the other way round: the last held-out actor comes first
+    assert m["rank_by_events__precision_at_k__unseen"] == 0.5
+
+
+def test_by_type_metrics_reach_the_registry_with_intervals_and_verdicts() -> None:
+    seen, unseen = BOT_TYPES[0], HELD_OUT_ACTOR_TYPES[-1]
+    frame = pd.concat([population(), users(RULE_CASES["is_high_view_rate"],
+                                           RULE_CASES["is_high_view_rate"],
+                                           RULE_CASES["is_purchase_without_view"], {})],
+                      ignore_index=True)
+    frame["user_id"] = np.arange(len(frame))
+    actors = pd.DataFrame({"user_id": frame["user_id"].iloc[-4:],
+                           "actor_type": [seen, seen, BOT_TYPES[1], unseen]})
+    run = train_fraud(frame, actors, Budgets(rule_quantile=0.99), seed=5, n_estimators=50,
+                      n_bootstrap=50)
+    by = {(m.metric, m.baseline): m for m in run.metrics if m.split == "planted_truth"}
+    # the primary metric keeps its meaning: all planted actors, k = their number
+    (primary,) = {m.metric for m in run.primary_metrics()}
+    assert primary == "precision_at_k" and by[("planted_actors", None)].value == 4
+    assert by[("precision_at_k__seen", "rules_only")].value == 1.0
+    seen_recall = by[("recall_at_k__seen", "rank_by_events")]
+    assert seen_recall.value == 1.0 and seen_recall.ci_low is not None
+    # an ordinary-looking held-out actor: nothing flags it
+    assert by[("recall_at_k__unseen", "rank_by_events")].value == 0.0
+    assert by[(f"planted_actors__type__{unseen}", None)].value == 1
+    assert {f"precision_at_k__type__{t}" for t in (seen, unseen)} <= {m for m, _ in by}
+    assert run.params["held_out_actor_types"] == list(HELD_OUT_ACTOR_TYPES)
+
+
+def test_a_taken_over_account_counts_only_in_windows_its_new_user_visited() -> None:
+    actors = pd.DataFrame({"user_id": [1, 2], "actor_type": ["scraper", ACCOUNT_TAKEOVER],
+                           "takeover_started_at": [None, "2019-10-10 12:00:00+00:00"],
+                           "takeover_last_visit_at": [None, "2019-10-12 08:00:00+00:00"]})
+    day = pd.Timestamp
+    for start, end, expected in (("2019-10-01", "2019-10-08", [1]),
+                                 ("2019-10-08", "2019-10-11", [1, 2]),
+                                 ("2019-10-12", "2019-10-19", [1, 2]),
+                                 ("2019-10-13", "2019-10-20", [1])):
+        window = _actors_in(actors, day(start).date(), day(end).date())
+        assert window["user_id"].tolist() == expected, (start, end)
+
+
+def test_queue_stability_reads_the_previous_queue_among_users_active_again() -> None:
+    assert _queue_stability(None, {1}, {1}, pd.Timestamp("2019-10-08").date()) == []
+    overlap, jaccard = _queue_stability({1, 2, 3}, {2, 3, 4}, {2, 3, 4, 5},
+                                        pd.Timestamp("2019-10-08").date())
+    assert overlap.metric == "review_queue_overlap" and overlap.value == 1.0
+    assert overlap.n_units == 2  # user 1 is not active again
+    assert jaccard.value == 0.5
+    (gone, _) = _queue_stability({1}, {2}, {2}, pd.Timestamp("2019-10-08").date())
+    assert gone.value is None and "is active" in gone.undefined_reason
+
+
+def test_measurable_shares_without_truth_weigh_sessions_and_revenue() -> None:
+    frame = pd.concat([population(), users({**RULE_CASES["is_high_view_rate"],
+                                            "sessions": 100, "revenue": 0.0})],
+                      ignore_index=True)
+    frame["user_id"] = np.arange(len(frame))
+    run = train_fraud(frame, None, Thresholds(), seed=5, n_estimators=50, n_bootstrap=20)
+    value = {m.metric: m.value for m in run.metrics}
+    assert value["flagged_user_share"] == pytest.approx(1 / len(frame))
+    sessions = frame["sessions"].sum()
+    assert value["flagged_user_session_share"] == pytest.approx(100 / sessions)
+    assert value["flagged_user_revenue_share"] == 0.0
+    assert value["review_queue_users"] == np.ceil(Budgets().review_share * len(frame))
+
+
 # --- the shared generated warehouse ------------------------------------------------------
 
 def _frame(database, sql: str, columns: list[str]) -> pd.DataFrame:
@@ -347,26 +501,34 @@ def planted(synth_warehouse) -> dict[str, float]:
 
 
 def test_planted_actors_top_the_ranking(planted: dict[str, float]) -> None:
-    # The 600k-event fixture holds 168 planted actors among 15,544 users (seed 7): one
-    # miss costs 0.006, so 0.9 leaves room for ~17 misses.
+    # The 600k-event fixture (seed 7) holds 157 actors of the seen types among 16,206
+    # users (and 46 of the held-out ones); one miss costs 0.006 of the seen precision.
     assert planted["k"] >= 50
-    assert planted["blend__precision_at_k"] >= 0.9
-    assert planted["blend__roc_auc"] >= 0.98
+    assert planted["blend__precision_at_k__seen"] >= 0.8
+    assert planted["blend__roc_auc"] >= 0.95
     assert planted["blend__precision_at_k"] >= planted["rank_by_events__precision_at_k"] + 0.3
 
 
-def test_every_actor_type_is_recalled_at_k(planted: dict[str, float]) -> None:
+def test_every_seen_actor_type_is_recalled_at_k(planted: dict[str, float]) -> None:
     # Tens of actors of each type at this size; one miss costs a few points of recall.
-    assert planted["blend__recall_at_k__scraper"] >= 0.95
-    assert planted["blend__recall_at_k__card_testing"] >= 0.9
-    assert planted["blend__recall_at_k__price_anomaly"] >= 0.8
+    for actor_type in ("scraper", "card_testing", "price_anomaly", "jittered_bot"):
+        assert planted[f"blend__recall_at_k__type__{actor_type}"] >= 0.8, actor_type
+    assert planted["blend__recall_at_k__seen"] >= 0.9
+
+
+def test_held_out_types_are_measured_not_targeted(planted: dict[str, float]) -> None:
+    # No target on the held-out types: only that they are measured, and that the rules
+    # and features built for the seen types find the seen ones more easily.
+    for segment in ("unseen", *(f"type__{t}" for t in HELD_OUT_ACTOR_TYPES)):
+        assert 0.0 <= planted[f"blend__recall_at_k__{segment}"] <= 1.0, segment
+    assert planted["blend__recall_at_k__seen"] > planted["blend__recall_at_k__unseen"]
 
 
 def test_isolation_forest_alone_beats_ranking_by_events(planted: dict[str, float]) -> None:
     # The forest sees no flag; it misses most price anomalies (a single cheap purchase
     # among ordinary views is not isolated by rates), hence the blend with the rules.
-    assert planted["isolation__roc_auc"] >= 0.98
-    assert planted["isolation__precision_at_k"] >= 0.7
+    assert planted["isolation__roc_auc"] >= 0.95
+    assert planted["isolation__precision_at_k"] >= 0.6
     assert planted["isolation__precision_at_k"] > planted["rank_by_events__precision_at_k"]
 
 
@@ -402,12 +564,15 @@ def test_session_scores_cover_every_session_and_the_queue_is_ordered(
     """)
     assert counts[0] == counts[1]
     queue = query(db, """
-        select queue_position, fraud_score, reason_codes, n_flags
+        select queue_position, fraud_score, reason_codes, n_flags, is_flagged
         from rpt_fraud_review_queue order by queue_position
     """)
-    assert 0 < len(queue) <= 500
+    (users_scored,) = query(db, "select count(*) from ml_fraud_user_scores")
+    assert len(queue) == math.ceil(Budgets().review_share * users_scored[0]) > 0
     assert all(a[1] >= b[1] for a, b in zip(queue, queue[1:]))
-    assert all(row[2] != "" and row[3] >= 1 for row in queue)
+    # every row says why: its rules, or the isolation forest alone
+    assert all((row[2] == "ISOLATION_OUTLIER") == (not row[4]) for row in queue)
+    assert all(row[3] >= 1 for row in queue if row[4])
     # a flagged user has at least one flagged session or a user-level-only pattern
     (flagged_sessions,) = query(db, """
         select count(*) from ml_fraud_session_scores where is_flagged

@@ -23,6 +23,7 @@ from ml.synth import generate_dataset
 from ml.synth.catalog import make_catalog
 from ml.synth.config import SynthConfig
 from ml.synth.generate import _streams
+from ml.synth.population import ACCOUNT_TAKEOVER, BOT_TYPES
 from ml.synth.prices import make_prices
 from ml.synth.skeleton import INTENT, build_skeleton, conversion_by_l1
 from ml.synth.timeline import DAY, make_timeline
@@ -200,12 +201,16 @@ def test_purchases_never_collide_unless_planted(con) -> None:
 def test_actors_exist_and_look_like_their_type(nov, con) -> None:
     out, m = nov
     actors = pd.read_parquet(out / "truth" / "actors.parquet")
-    assert set(actors["actor_type"]) == {"scraper", "card_testing", "price_anomaly"}
+    assert set(actors["actor_type"]) == {*BOT_TYPES, ACCOUNT_TAKEOVER}
     missing = _scalar(con, "select count(*) from actors where user_id not in "
                            "(select user_id from ev)")
     assert missing == 0
     users = m["totals"]["users"]
-    assert 0.002 <= len(actors) / users <= 0.012
+    taken = actors["actor_type"] == ACCOUNT_TAKEOVER
+    assert 0.002 <= (~taken).sum() / users <= 0.012
+    assert taken.sum() == m["totals"]["accounts_taken_over"] >= 1
+    assert actors["takeover_started_at"].notna().tolist() == taken.tolist()
+    assert (actors["takeover_last_visit_at"] >= actors["takeover_started_at"])[taken].all()
     per_user = con.execute("""
         select a.actor_type, count(*) filter (where e.event_type = 'view') as views,
                count(*) filter (where e.event_type = 'purchase') as purchases,
@@ -234,6 +239,57 @@ def test_actors_exist_and_look_like_their_type(nov, con) -> None:
     assert (burst["span"] <= 15 * 60).all()
 
 
+def test_evasive_actors_look_like_their_type(nov, con) -> None:
+    """The types added for issue 22 look like their description: the signal their older
+    cousins trip (seconds between views, a burst of purchases, a price far from the one
+    shown in the session) is not there."""
+    _, m = nov
+    profile = m["truth_model"]["fraud_profile"]
+    # jittered bots: long visits, views spaced like a person's (this seed's median gap)
+    gaps = con.execute("""
+        select median(gap), median(views) from (
+            select user_session, count(*) over (partition by user_session) as views,
+                   epoch(event_time - lag(event_time) over (
+                       partition by user_session order by event_time)) as gap
+            from ev join actors using (user_id) where actor_type = 'jittered_bot')
+        """).fetchall()[0]
+    assert gaps[0] == pytest.approx(profile["jitter_gap_median"], abs=1.0)
+    assert gaps[1] >= 30
+    # slow card testers: one cheap purchase a visit, the visits tens of minutes apart
+    slow = con.execute("""
+        select count(distinct user_session) filter (where event_type = 'purchase') as p,
+               count(distinct user_session) as s,
+               epoch(max(event_time) - min(event_time)) / 60 as minutes
+        from ev join actors using (user_id) where actor_type = 'slow_card_testing'
+        group by user_id""").df()
+    assert (slow["p"] == slow["s"]).all() and (slow["p"] >= 4).all()
+    assert slow["minutes"].median() >= 2 * profile["slow_ct_spacing_minutes"]
+    # resellers buy several units of one product in an order
+    units = _scalar(con, """select max(n) from (select user_session, product_id, count(*) n
+        from ev join actors using (user_id)
+        where actor_type = 'reseller' and event_type = 'purchase' group by all)""")
+    assert units >= 2
+    # glitch exploiters pay what their session was shown, far below the product's norm
+    glitch = con.execute("""
+        with norm as (select product_id, median(price) as normal from ev
+                      where event_type = 'view' group by 1),
+             shown as (select user_session, product_id, max(price) as shown from ev
+                       where event_type = 'view' group by all)
+        select max(abs(e.price - s.shown)), max(e.price / n.normal)
+        from ev e join actors using (user_id) join shown s using (user_session, product_id)
+        join norm n using (product_id)
+        where actor_type = 'price_glitch' and e.event_type = 'purchase'""").fetchall()[0]
+    assert glitch[0] < 0.01 and glitch[1] <= profile["glitch_price_share"][1] * 1.9
+    # taken-over accounts: visits before the takeover, and purchases after it
+    takeover = con.execute("""
+        select count(*) filter (where e.event_time < a.takeover_started_at) as before,
+               count(*) filter (where e.event_time >= a.takeover_started_at
+                                and e.event_type = 'purchase') as bought_after
+        from ev e join actors a using (user_id) where actor_type = 'account_takeover'
+        group by user_id""").df()
+    assert (takeover["before"] > 0).all() and (takeover["bought_after"] > 0).all()
+
+
 def test_price_anomalies_and_prices_follow_the_price_path(con) -> None:
     # every row shows the price valid when its session started (sessions never cross a
     # midnight price change mid-way)
@@ -241,15 +297,18 @@ def test_price_anomalies_and_prices_follow_the_price_path(con) -> None:
         with s as (select user_id, user_session, min(event_time) as first from ev group by all),
              e as (select ev.*, s.first from ev join s using (user_id, user_session)
                    where user_id not in (select user_id from actors
-                                         where actor_type = 'price_anomaly')
-                      or event_type <> 'purchase')
+                                         where actor_type = 'price_glitch')
+                     and (user_id not in (select user_id from actors
+                                          where actor_type = 'price_anomaly')
+                          or event_type <> 'purchase'))
         select count(*) filter (where abs(e.price - p.price) > 0.001), count(*)
         from e join price_path p on e.product_id = p.product_id
           and e.first >= timezone('UTC', p.valid_from) and e.first < timezone('UTC', p.valid_to)
     """).fetchall()[0]
     assert off[0] == 0 and off[1] == N_EVENTS - _scalar(con, """
         select count(*) from ev join actors using (user_id)
-        where actor_type = 'price_anomaly' and event_type = 'purchase'""")
+        where actor_type = 'price_glitch'
+           or (actor_type = 'price_anomaly' and event_type = 'purchase')""")
     ratio = con.execute("""
         select median(e.price / v.normal) from ev e join actors a using (user_id)
         join (select product_id, median(price) as normal from ev where event_type = 'view'

@@ -1,10 +1,21 @@
--- The fraud review queue: the var fraud_review_queue_size most suspicious
--- users with at least one rule flag, ordered by fraud score, with the
--- evidence an analyst needs to decide (flags, reason codes, the numbers
--- behind each reason, activity span, purchases and revenue).
+-- The fraud review queue: a review budget, not a fixed size - the var
+-- fraud_review_budget share of the users scored (rounded up), the most
+-- suspicious by fraud score, flagged by a rule or not (an isolation-forest
+-- outlier no rule describes is queued too), with the evidence an analyst
+-- needs to decide (flags, reason codes, the numbers behind each reason,
+-- activity span, purchases and revenue).
 with user_scores as (
 
     select * from {{ ref('ml_fraud_user_scores') }}
+
+),
+
+budget as (
+
+    select
+        cast(ceil({{ var('fraud_review_budget') }} * count(*)) as bigint)
+            as queue_size
+    from user_scores
 
 ),
 
@@ -17,13 +28,13 @@ user_features as (
 queued as (
 
     select
-        *,
+        user_scores.*,
         row_number() over (
-            order by fraud_score desc, user_id asc
+            order by user_scores.fraud_score desc, user_scores.user_id asc
         ) as queue_position
     from user_scores
-    where is_flagged
-    qualify queue_position <= {{ var('fraud_review_queue_size') }}
+    cross join budget
+    qualify queue_position <= budget.queue_size
 
 ),
 
@@ -36,7 +47,11 @@ final as (
         queued.fraud_score,
         queued.rule_score,
         queued.isolation_score,
-        queued.reason_codes,
+        case
+            when queued.reason_codes = '' then 'ISOLATION_OUTLIER'
+            else queued.reason_codes
+        end as reason_codes,
+        queued.is_flagged,
         queued.n_flags,
         queued.is_high_view_rate,
         queued.is_purchase_without_view,

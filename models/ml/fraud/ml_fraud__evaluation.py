@@ -2,25 +2,22 @@
 on the users' behaviour before each of ml_evaluation_cutoffs cutoffs, the users of the
 next 7 days scored once (ml.fraud.evaluate_fraud)."""
 from ml.evaluation import as_flag, train_or_skip
-from ml.fraud import SESSION_FEATURE_COLUMNS, Thresholds, evaluate_fraud
+from ml.fraud import SESSION_FEATURE_COLUMNS, Budgets, evaluate_fraud
 
 
 def model(dbt, session):
     dbt.config(materialized="table", tags=["ml_evaluation"])
-    thresholds = Thresholds.from_config({
-        "max_views_per_minute": dbt.config.get("max_views_per_minute"),
-        "max_events_per_hour": dbt.config.get("max_events_per_hour"),
-        "min_blind_purchases": dbt.config.get("min_blind_purchases"),
+    budgets = Budgets.from_config({
+        "rule_quantile": dbt.config.get("rule_quantile"),
         "min_blind_share": dbt.config.get("min_blind_share"),
-        "price_ratio_limit": dbt.config.get("price_ratio_limit"),
-        "min_burst_purchases": dbt.config.get("min_burst_purchases"),
         "rule_blend": dbt.config.get("rule_blend"),
+        "review_share": dbt.config.get("review_share"),
     })
     sessions = (dbt.ref("int_fraud_session_features")
                 .select(", ".join(SESSION_FEATURE_COLUMNS)).df())
     actors = dbt.ref("int_fraud_planted_actors").df()
     options = dict(
-        thresholds=thresholds,
+        rules=budgets,
         seed=int(dbt.config.get("seed")),
         step_days=int(dbt.config.get("ml_evaluation_step_days")),
         n_cutoffs=int(dbt.config.get("ml_evaluation_cutoffs")),

@@ -3,7 +3,8 @@
 {%- set truth_dir = var('synth_truth_dir') %}
 
 -- The planted bot and fraud actors of a generated dataset (ml.synth's
--- truth/actors.parquet), one row per actor, read only when var
+-- truth/actors.parquet), one row per actor (a taken-over account with when
+-- its new user took over and last visited), read only when var
 -- synth_truth_dir names the truth folder; otherwise empty. Lets the fraud
 -- training run store planted-truth metrics in the registry on synthetic
 -- data. Never set it on real data.
@@ -22,7 +23,9 @@
 
         select
             cast(null as bigint) as user_id,
-            cast(null as varchar) as actor_type
+            cast(null as varchar) as actor_type,
+            cast(null as timestamptz) as takeover_started_at,
+            cast(null as timestamptz) as takeover_last_visit_at
         where false
 
     ),
@@ -33,7 +36,9 @@ final as (
 
     select
         cast(user_id as bigint) as user_id,
-        cast(actor_type as varchar) as actor_type
+        cast(actor_type as varchar) as actor_type,
+        cast(takeover_started_at as timestamptz) as takeover_started_at,
+        cast(takeover_last_visit_at as timestamptz) as takeover_last_visit_at
     from actors
 
 )
