@@ -353,8 +353,8 @@ def traffic_cells(cells: pd.DataFrame, min_prices: int = 2) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         out["log_price"] = out["wlog"] / out["wviews"]
     out.loc[~(out["wviews"] > 0), "log_price"] = np.nan
-    out["log_price"] = out.groupby("product_id")["log_price"].transform(
-        lambda s: s.ffill().bfill())
+    out["log_price"] = out.groupby("product_id")["log_price"].ffill()
+    out["log_price"] = out.groupby("product_id")["log_price"].bfill()
     return out.drop(columns=["wlog", "wviews"]).sort_values(
         ["category_l1", "product_id", "event_date"], ignore_index=True)
 
