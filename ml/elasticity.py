@@ -1154,19 +1154,22 @@ def price_scenarios(products: pd.DataFrame, band: float = 0.10, n_points: int = 
     elasticity's interval (every figure is monotone in e). The objective is revenue, or
     margin with unit cost = cost_ratio x current price. The best price maximises the
     expected objective; it is recommended only when the 95% interval of its gain over
-    the current price excludes 0, else the recommendation is "keep". Returns one row per
+    the current price excludes 0, else the recommendation is "keep". Products without an
+    elasticity, its standard error or a positive price get no row. Returns one row per
     product and price (see _RECOMMENDATION_COLUMNS)."""
     if cost_ratio is not None and not 0.0 <= float(cost_ratio) < 1.0:
         raise ValueError("cost_ratio must be in [0, 1) or None")
     if n_points < 3 or n_points % 2 == 0:
         raise ValueError("n_points must be odd and at least 3 (the current price is one)")
-    df = products.loc[products["elasticity"].notna() & (products["current_price"] > 0)]
+    # no interval, no recommendation: a product without a standard error gets no row
+    df = products.loc[products["elasticity"].notna() & products["std_error"].notna()
+                      & (products["current_price"] > 0)]
     grid = 1.0 + band * np.linspace(-1.0, 1.0, n_points)
     n = len(df)
     rows = df.loc[df.index.repeat(n_points)].reset_index(drop=True)
     m = np.tile(grid, n)
     e = rows["elasticity"].to_numpy(dtype=np.float64)
-    sd = rows["std_error"].fillna(0.0).to_numpy(dtype=np.float64)
+    sd = rows["std_error"].to_numpy(dtype=np.float64)
     lo, hi = e - Z95 * sd, e + Z95 * sd
     price = rows["current_price"].to_numpy(dtype=np.float64)
     units = rows["units_per_day"].to_numpy(dtype=np.float64)

@@ -435,6 +435,8 @@ def test_scenarios_give_units_revenue_and_their_intervals():
         assert (uncertain[f"{col}_low"] <= uncertain[col]).all()
         assert (uncertain[col] <= uncertain[f"{col}_high"]).all()
     assert (uncertain["gain_ci_low"] <= uncertain["gain_ci_high"]).all()
+    # without a standard error there is no interval, so no scenario at all
+    assert price_scenarios(_scenario_input([-2.0], [np.nan])).empty
 
 
 def test_a_change_is_recommended_only_when_its_gain_interval_excludes_zero():
