@@ -317,8 +317,9 @@ SQL: Mapping[str, str] = {
     # --- pricing ----------------------------------------------------------------------
     "elasticities": """
         select
-            category_l1, elasticity, ci_low, ci_high, placebo_elasticity,
-            n_products, purchases, has_enough_data
+            category_l1, elasticity, ci_low, ci_high, traffic_elasticity,
+            conversion_elasticity, placebo_elasticity, n_products, purchases,
+            has_enough_data
         from ml_price_elasticity
         where len($categories::varchar[]) = 0
             or list_contains($categories::varchar[], category_l1)
@@ -326,15 +327,15 @@ SQL: Mapping[str, str] = {
     """,
     "price_recommendations": """
         select
-            product_id, category_l1, current_price, recommended_price,
-            price_change, elasticity_used, elasticity_source,
-            expected_units_change, expected_revenue_change,
-            expected_revenue_per_day_delta, is_direction_robust,
-            is_reliable
+            product_id, category_l1, recommendation, current_price,
+            recommended_price, price_change, elasticity, elasticity_ci_low,
+            elasticity_ci_high, elasticity_source, expected_gain_per_day,
+            gain_ci_low, gain_ci_high, is_optimum_at_band_edge
         from rpt_price_recommendations
-        where len($categories::varchar[]) = 0
-            or list_contains($categories::varchar[], category_l1)
-        order by expected_revenue_per_day_delta desc nulls last, product_id
+        where is_recommended
+            and (len($categories::varchar[]) = 0
+                or list_contains($categories::varchar[], category_l1))
+        order by expected_gain_per_day desc nulls last, product_id
         limit $limit
     """,
     # --- fraud ------------------------------------------------------------------------

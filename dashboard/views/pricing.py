@@ -22,11 +22,14 @@ else:
             tooltip=["category_l1", alt.Tooltip("elasticity:Q", format=".2f"),
                      alt.Tooltip("ci_low:Q", format=".2f"),
                      alt.Tooltip("ci_high:Q", format=".2f"),
+                     alt.Tooltip("traffic_elasticity:Q", format=".2f"),
+                     alt.Tooltip("conversion_elasticity:Q", format=".2f"),
                      alt.Tooltip("placebo_elasticity:Q", format=".2f"),
                      "n_products", "purchases"]),
         width="stretch")
-    st.caption("A 1% price rise changes units sold by about `elasticity` %. Placebo: the "
-               "same fit on shuffled prices (should be near 0).")
+    st.caption("A 1% price rise changes units sold by about `elasticity` %: the sum of "
+               "its effect on views (traffic) and on purchases per view (conversion). "
+               "Placebo: the same fit on shuffled prices (should be near 0).")
 
 st.subheader("Recommendations")
 limit = st.slider("Products", 10, 200, 50, key="pricing_limit")
@@ -37,9 +40,8 @@ if recommendations.empty:
 else:
     st.dataframe(recommendations, hide_index=True, width="stretch", column_config={
         "product_id": st.column_config.NumberColumn(format="%d"),
-        "price_change": st.column_config.NumberColumn(format="percent"),
-        "expected_units_change": st.column_config.NumberColumn(format="percent"),
-        "expected_revenue_change": st.column_config.NumberColumn(format="percent")})
-    st.caption("Largest expected revenue gain per day first; prices stay within the var "
-               "price_change_band of today's price. is_direction_robust: the whole "
-               "elasticity interval agrees on the direction.")
+        "price_change": st.column_config.NumberColumn(format="percent")})
+    st.caption("Largest expected gain per day first; prices stay within the var "
+               "price_change_band of today's price. A change is recommended only when the "
+               "95% interval of its gain excludes 0, otherwise `keep`. "
+               "is_optimum_at_band_edge: the best price is an edge of the band.")

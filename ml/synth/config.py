@@ -62,6 +62,10 @@ class SynthConfig:
     intent_price_tilt: float = -1.1  # intent picks weight base_price ** tilt within a category
     smartphone_intent_boost: float = 12.0  # smartphones' intent weight within electronics
     smartphone_price_tilt: float = 0.8
+    # traffic response: views of a product scale with (price / base_price) ** t_j, t_j =
+    # the category's traffic elasticity (stratified over this range per seed) + N(0, sd)
+    traffic_elasticity_range: tuple[float, float] = (-1.5, 0.0)
+    traffic_elasticity_product_sd: float = 0.10
 
     # --- prices --------------------------------------------------------------------
     dynamic_share_min: float = 0.04  # P(product reprices) for the least popular product

@@ -20,7 +20,7 @@ import numpy as np
 from ml.synth.catalog import Catalog
 from ml.synth.config import SynthConfig
 from ml.synth.population import Population, categorical_packed
-from ml.synth.prices import Prices
+from ml.synth.prices import Prices, sample_at_price
 from ml.synth.skeleton import (CARDTEST, GLITCH, INTENT, JITTER, QUIRK_LONG, SCRAPE, TAKEOVER,
                                Skeleton)
 from ml.synth.timeline import DAY, Timeline
@@ -174,7 +174,8 @@ def materialize_day(day: int, cfg: SynthConfig, tl: Timeline, cat: Catalog, pric
         l1[jump] = categorical_packed(pop.l1_cdf, cat.n_l1, user[u_sess[jump]],
                                       _u16(rng, len(jump)))
     major = np.where(r[1] < cfg.brand_loyalty, s_major[u_sess], -1)
-    prod = cat.sample(l1, major, r[2], r[3])
+    # price moves traffic: a product's view weight scales with its price on this day
+    prod = sample_at_price(cat, prices, l1, major, np.full(U, day), r[2], r[3], rng)
     # scrapers and jittered bots view the catalog uniformly
     sc_sess = (kind == SCRAPE) | (kind == JITTER)
     scrape_u = sc_sess[u_sess]

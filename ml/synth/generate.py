@@ -124,7 +124,7 @@ def run(cfg: SynthConfig, out: str | Path, quiet: bool = False,
     truth_rows.update(write_users(tr_dir, tl, cat, pop, sk, seen, totals.user_rows,
                                   totals.user_purchases, totals.user_first))
     truth_rows = ordered(truth_rows)
-    manifest = _manifest(cfg, tl, cat, pop, sk, totals, files, truth_rows, n_users,
+    manifest = _manifest(cfg, tl, cat, prices, pop, sk, totals, files, truth_rows, n_users,
                          conversion)
     write_manifest(tr_dir, manifest)
     elapsed = time.perf_counter() - t_start
@@ -154,7 +154,8 @@ def summary_line(result: dict) -> str:
             f"cpu {r['cpu_seconds']:.1f} s, main thread {r['main_thread_cpu_seconds']:.1f} s)")
 
 
-def _manifest(cfg, tl, cat, pop, sk, totals: Totals, files, truth_rows, n_users, conversion):
+def _manifest(cfg, tl, cat, prices, pop, sk, totals: Totals, files, truth_rows, n_users,
+              conversion):
     seen = totals.user_rows > 0
     buyers = totals.user_purchases > 0
     actor_counts = np.bincount(pop.actor[seen], minlength=len(ACTOR_NAMES))
@@ -208,6 +209,15 @@ def _manifest(cfg, tl, cat, pop, sk, totals: Totals, files, truth_rows, n_users,
             "purchase_rule": "P(buy an intent target) = min(0.97, c_l1 * (price / "
                              "base_price) ** elasticity_l1), price of the session's start day",
             "elasticity_by_category_l1": dict(zip(cat.l1_names, map(float, cat.elasticity))),
+            "traffic_rule": "a product's weight in every view and intent pick is its "
+                            "popularity x (price / base_price) ** t_j, t_j = "
+                            "traffic_elasticity_l1 + N(0, traffic_elasticity_product_sd), "
+                            "normalised within the category (and brand group) per day",
+            "traffic_elasticity_by_category_l1": dict(
+                zip(cat.l1_names, map(float, prices.traffic_elasticity_l1))),
+            "demand_elasticity_by_category_l1": dict(
+                zip(cat.l1_names, (round(float(a + b), 2) for a, b in zip(
+                    cat.elasticity, prices.traffic_elasticity_l1)))),
             "null_category_l1_key": "unknown",
             "users_drawn": int(n_users),
             "definitions": {

@@ -10,6 +10,10 @@ price that drove a purchase decision is exactly the price in the purchase row).
 * m is kept inside `price_band`, prices inside [min_price, max_price].
 * zero-price glitches: a few (product, day) pairs *display* 0.00 while the purchase
   decision still uses the nominal price (a display error, as the real files' zero prices).
+* traffic: price moves a product's share of its category's views (ranking, price filters,
+  comparison sites). A product j is drawn for a view with weight popularity x
+  (nominal / base_price) ** t_j, t_j = the category's traffic elasticity + N(0, sd) per
+  product; `sample_at_price` draws by rejection against a per-category bound.
 """
 from __future__ import annotations
 
@@ -42,6 +46,54 @@ class Prices:
     run_sale: np.ndarray  # bool
     is_dynamic: np.ndarray  # bool per product
     on_sale: np.ndarray  # bool per product
+    traffic_elasticity_l1: np.ndarray  # per category_l1
+    traffic_elasticity: np.ndarray  # per product (the category's plus product noise)
+    traffic_accept: np.ndarray  # float32 (P, D): traffic weight / its category's maximum
+
+
+def traffic_weight(prices: Prices, cat: Catalog) -> np.ndarray:
+    """(P, D) multiplier of every product's view weight, (nominal / base) ** t_j."""
+    ratio = prices.nominal / cat.base_cents[:, None].astype(np.float64)
+    return ratio ** prices.traffic_elasticity[:, None]
+
+
+def _traffic(cfg: SynthConfig, cat: Catalog, nominal: np.ndarray, rng: np.random.Generator
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Traffic elasticities (per category_l1, stratified over the range so that every seed
+    has categories near both ends; per product with noise) and the acceptance table."""
+    L = cat.n_l1
+    lo, hi = cfg.traffic_elasticity_range
+    strata = (rng.permutation(L) + rng.random(L)) / L
+    t_l1 = np.round(hi - (hi - lo) * strata, 2)
+    t = t_l1[cat.product_l1] + rng.normal(0.0, cfg.traffic_elasticity_product_sd,
+                                          cat.n_products)
+    weight = (nominal / cat.base_cents[:, None].astype(np.float64)) ** t[:, None]
+    bound = np.zeros(L)
+    np.maximum.at(bound, cat.product_l1, weight.max(axis=1))
+    accept = (weight / bound[cat.product_l1][:, None]).astype(np.float32)
+    return t_l1, t, accept
+
+
+def sample_at_price(cat: Catalog, prices: Prices, l1: np.ndarray, major: np.ndarray,
+                    day: np.ndarray, u: np.ndarray, v: np.ndarray, rng: np.random.Generator,
+                    intent: bool = False, max_rounds: int = 60) -> np.ndarray:
+    """`Catalog.sample` with every product's weight multiplied by its traffic weight on
+    `day` (rejection: a draw is kept with probability traffic_accept[product, day]). A
+    rejected draw is drawn again in the whole category: a brand-loyal shopper who finds
+    the brand's product too dear looks across the category (redrawing inside the brand
+    group would make a product that dominates its group immune to its own price). After
+    max_rounds the last draw is kept (a share below 1e-9 at the planted ranges)."""
+    prod = cat.sample(l1, major, u, v, intent=intent)
+    todo = np.nonzero(rng.random(len(prod)) >= prices.traffic_accept[prod, day])[0]
+    anywhere = np.full(len(prod), -1, dtype=np.int64)
+    for _ in range(max_rounds):
+        if len(todo) == 0:
+            break
+        n = len(todo)
+        prod[todo] = cat.sample(l1[todo], anywhere[:n], rng.random(n), rng.random(n),
+                                intent=intent)
+        todo = todo[rng.random(n) >= prices.traffic_accept[prod[todo], day[todo]]]
+    return prod
 
 
 def _reflect(x: np.ndarray, bound: float) -> np.ndarray:
@@ -118,7 +170,9 @@ def make_prices(cfg: SynthConfig, cat: Catalog, tl: Timeline,
     run_first = (starts % D).astype(np.int32)
     ends = np.append(starts[1:], P * D) - 1
     run_last = np.where(ends // D == run_product, ends % D, D - 1).astype(np.int32)
+    t_l1, t, accept = _traffic(cfg, cat, nominal, rng)
     return Prices(nominal=nominal, shown=shown, run=run, run_product=run_product,
                   run_first_day=run_first, run_last_day=run_last,
                   run_shown=shown.ravel()[starts], run_nominal=nominal.ravel()[starts],
-                  run_sale=sale_mask.ravel()[starts], is_dynamic=is_dyn, on_sale=on_sale)
+                  run_sale=sale_mask.ravel()[starts], is_dynamic=is_dyn, on_sale=on_sale,
+                  traffic_elasticity_l1=t_l1, traffic_elasticity=t, traffic_accept=accept)

@@ -32,11 +32,12 @@ from ml.synth.population import (CARD_TESTING, JITTERED_BOT, PRICE_ANOMALY, PRIC
                                  RESELLER, SCRAPER, SLOW_CARD_TESTING, FraudProfile,
                                  Population, add_preferences, categorical_weighted,
                                  draw_fraud_profile, make_bots, make_users)
-from ml.synth.prices import Prices
+from ml.synth.prices import Prices, sample_at_price, traffic_weight
 from ml.synth.timeline import DAY, Timeline
 
 BROWSE, INTENT, SCRAPE, CARDTEST, ANOMALY = 0, 1, 2, 3, 4
 JITTER, SLOW_CARDTEST, RESELL, GLITCH, TAKEOVER = 5, 6, 7, 8, 9
+JITTER_MAX_VIEW_SHARE = 0.05  # of n_events, for the jittered bots' views
 KIND_NAMES = ("browse", "intent", "scrape", "card_testing", "price_anomaly", "jittered_bot",
               "slow_card_testing", "reseller", "price_glitch", "account_takeover")
 QUIRK_NONE, QUIRK_GAP, QUIRK_LONG = 0, 1, 2
@@ -111,13 +112,16 @@ def negbin_table(mean: float, shape: float, size: int = 1 << 14) -> np.ndarray:
 
 def conversion_by_l1(cfg: SynthConfig, cat: Catalog, prices: Prices) -> np.ndarray:
     """c_l1 = c0 / E[(price / base_price) ** elasticity] per category_l1, the expectation over
-    the window's days and the category's products weighted by intent popularity."""
+    the category's intent targets: products weighted by intent popularity x traffic
+    weight within each day, days equally."""
     ratio = prices.nominal / cat.base_cents[:, None].astype(np.float64)
     e = cat.elasticity[cat.product_l1][:, None]
-    mean_day = (ratio ** e).mean(axis=1)
-    num = np.bincount(cat.product_l1, weights=cat.p_intent * mean_day, minlength=cat.n_l1)
-    den = np.bincount(cat.product_l1, weights=cat.p_intent, minlength=cat.n_l1)
-    return cfg.target_conversion / (num / den)
+    w = cat.p_intent[:, None] * traffic_weight(prices, cat)
+    num = np.stack([np.bincount(cat.product_l1, weights=col, minlength=cat.n_l1)
+                    for col in (w * ratio ** e).T], axis=1)
+    den = np.stack([np.bincount(cat.product_l1, weights=col, minlength=cat.n_l1)
+                    for col in w.T], axis=1)
+    return cfg.target_conversion / (num / den).mean(axis=1)
 
 
 def _negbin(rng: np.random.Generator, mean: float, shape: float, n: int) -> np.ndarray:
@@ -136,9 +140,11 @@ def stable_order(keys: np.ndarray) -> np.ndarray:
 
 
 def _draw_targets(cfg: SynthConfig, cat: Catalog, pop: Population, users: np.ndarray,
-                  rng: np.random.Generator) -> np.ndarray:
+                  rng: np.random.Generator, prices: Prices | None = None,
+                  day: np.ndarray | None = None) -> np.ndarray:
     """Intent products for `users` (one each): category ∝ preference * tilt, a preferred
-    major brand with probability `brand_loyalty`, product ∝ intent weight."""
+    major brand with probability `brand_loyalty`, product ∝ intent weight (times the
+    product's traffic weight on `day` when `prices` are given)."""
     n = len(users)
     l1 = categorical_weighted(pop.l1_pref_t, users, cat.l1_intent_tilt, rng.random(n))
     major = np.full(n, -1, dtype=np.int64)
@@ -146,7 +152,10 @@ def _draw_targets(cfg: SynthConfig, cat: Catalog, pop: Population, users: np.nda
     if len(loyal):
         major[loyal] = categorical_weighted(pop.brand_pref_t, users[loyal],
                                             np.ones(cat.n_major), rng.random(len(loyal)))
-    return cat.sample(l1, major, rng.random(n), rng.random(n), intent=True)
+    if prices is None:
+        return cat.sample(l1, major, rng.random(n), rng.random(n), intent=True)
+    return sample_at_price(cat, prices, l1, major, day, rng.random(n), rng.random(n), rng,
+                           intent=True)
 
 
 def _intent_loop(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
@@ -171,8 +180,8 @@ def _intent_loop(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
         k = 1 + rng.poisson(cfg.extra_targets, m)
         local = np.repeat(np.arange(m), k)
         tu = act[local]
-        prod = _draw_targets(cfg, cat, pop, tu, rng)
         day = np.minimum((sec // DAY).astype(np.int64), tl.days - 1)[local]
+        prod = _draw_targets(cfg, cat, pop, tu, rng, prices, day)
         ratio = prices.nominal[prod, day] / cat.base_cents[prod]
         l1 = cat.product_l1[prod]
         prob = np.minimum(c_l1[l1] * ratio ** cat.elasticity[l1], 0.97)
@@ -283,8 +292,16 @@ def _bot_sessions(cfg: SynthConfig, tl: Timeline, cat: Catalog, prices: Prices,
     jb = of_type[JITTERED_BOT]
     if len(jb):
         who, secs = _spells(rng, bots.acq_sec[jb], end, (3, 20), 1.0)
-        add_sessions(jb[who] + offset, secs, JITTER,
-                     rng.integers(30, fraud.jitter_max_views + 1, len(who)))
+        views = rng.integers(30, fraud.jitter_max_views + 1, len(who))
+        # their long visits do not shrink with the data: in a small extract a handful of
+        # them would outweigh everyone else, so their views are held to a share of it
+        # (2.2% on the 600k test data, below the cap)
+        cap = JITTER_MAX_VIEW_SHARE * cfg.n_events
+        if views.sum() > cap:
+            order = rng.permutation(len(who))
+            keep = np.sort(order[:np.searchsorted(np.cumsum(views[order]), cap, "right")])
+            who, secs, views = who[keep], secs[keep], views[keep]
+        add_sessions(jb[who] + offset, secs, JITTER, views)
     # card testers: 1-2 visits, each a burst of 3..6 blind purchases of cheap products
     # (the cheapest 15% of every category, so no single category is dominated by them)
     cheap = _extreme_products(cat, 0.15, expensive=False)

@@ -10,11 +10,13 @@ Files (all timestamps TIMESTAMP WITH TIME ZONE, UTC):
                               for the others)
   user_category_pref.parquet  user_id, category_l1, weight (Dirichlet weights >= 0.01)
   user_brand_pref.parquet     user_id, brand, weight (major brands, weights >= 0.01)
-  products.parquet            product attributes, base_price, repricing and sale flags
+  products.parquet            product attributes, base_price, repricing and sale flags,
+                              traffic_elasticity
   price_path.parquet          product_id, valid_from, valid_to (exclusive), price shown,
                               nominal price, is_glitch, is_sale
-  categories.parquet          category_l1, elasticity, conversion at base price, view
-                              share, intent tilt
+  categories.parquet          category_l1, elasticity (of conversion), traffic_elasticity,
+                              demand_elasticity (their sum), conversion at base price,
+                              view share, intent tilt
   manifest.json               parameters, hyper-parameters and exact totals of the files
 """
 from __future__ import annotations
@@ -171,6 +173,7 @@ def write_catalog_truth(truth_dir: Path, tl: Timeline, cat: Catalog, prices: Pri
         "is_dynamic": pa.array(prices.is_dynamic),
         "on_sale": pa.array(prices.on_sale),
         "view_share": pa.array(cat.view_marginal),
+        "traffic_elasticity": pa.array(prices.traffic_elasticity),
     })
     _write(products, truth_dir / "products.parquet")
     out["products.parquet"] = products.num_rows
@@ -191,6 +194,9 @@ def write_catalog_truth(truth_dir: Path, tl: Timeline, cat: Catalog, prices: Pri
     cats = pa.table({
         "category_l1": pa.array(list(cat.l1_names), pa.string()),
         "elasticity": pa.array(cat.elasticity),
+        "traffic_elasticity": pa.array(prices.traffic_elasticity_l1),
+        "demand_elasticity": pa.array(np.round(cat.elasticity
+                                               + prices.traffic_elasticity_l1, 2)),
         "conversion_at_base_price": pa.array(conversion),
         "view_share": pa.array(cat.l1_view_share),
         "intent_tilt": pa.array(cat.l1_intent_tilt),

@@ -22,6 +22,7 @@ from ml.profile import compare, expand, profile, source_sql
 from ml.synth import generate_dataset
 from ml.synth.catalog import make_catalog
 from ml.synth.config import SynthConfig
+from ml.synth.elasticity import ppml_two_way
 from ml.synth.generate import _streams
 from ml.synth.population import ACCOUNT_TAKEOVER, BOT_TYPES
 from ml.synth.prices import make_prices
@@ -360,6 +361,18 @@ def test_truth_tables_and_elasticities(nov) -> None:
                                         "accessories", "unknown"}
     elast = m["truth_model"]["elasticity_by_category_l1"]
     assert elast == dict(zip(cats["category_l1"], cats["elasticity"]))
+    # traffic: stratified over [-1.5, 0], so every seed has a near-0 and a strong category
+    traffic = cats["traffic_elasticity"]
+    assert traffic.between(-1.5, 0.0).all() and traffic.max() >= -0.14
+    assert traffic.min() <= -1.36
+    assert m["truth_model"]["traffic_elasticity_by_category_l1"] == dict(
+        zip(cats["category_l1"], traffic))
+    assert np.allclose(cats["demand_elasticity"], cats["elasticity"] + traffic, atol=0.006)
+    products = pd.read_parquet(out / "truth" / "products.parquet")
+    spread = products.merge(cats[["category_l1", "traffic_elasticity"]], on="category_l1",
+                            suffixes=("", "_l1"))
+    noise = spread["traffic_elasticity"] - spread["traffic_elasticity_l1"]
+    assert abs(noise.mean()) < 0.02 and 0.07 < noise.std() < 0.13
     bg = m["truth_model"]["bgnbd"]
     assert all(bg[k] > 0 for k in ("r", "alpha", "a", "b"))
     users = pd.read_parquet(out / "truth" / "users.parquet")
@@ -401,15 +414,22 @@ def _log_binomial(x: np.ndarray, y: np.ndarray, iterations: int = 50) -> tuple[f
     return float(beta[0]), float(beta[1])
 
 
-def test_purchase_rule_obeys_the_planted_elasticity() -> None:
-    """Intent targets are bought with probability c_l1 * (price / base_price) ** elasticity:
-    a log-binomial fit on the skeleton's targets recovers c_l1 and each elasticity."""
+@pytest.fixture(scope="module")
+def skeleton_seed5():
+    """The skeleton of a 3M-event, 61-day configuration (seed 5) and its parts."""
     cfg = SynthConfig(n_events=3_000_000, start=dt.date(2019, 10, 1), days=61, seed=5)
     rng = _streams(cfg.seed)
     tl = make_timeline(cfg)
     cat = make_catalog(cfg, rng["catalog"])
     prices = make_prices(cfg, cat, tl, rng["prices"])
     _, sk = build_skeleton(cfg, tl, cat, prices, 120_000, rng["skeleton"])
+    return cfg, cat, prices, sk
+
+
+def test_purchase_rule_obeys_the_planted_elasticity(skeleton_seed5) -> None:
+    """Intent targets are bought with probability c_l1 * (price / base_price) ** elasticity:
+    a log-binomial fit on the skeleton's targets recovers c_l1 and each elasticity."""
+    cfg, cat, prices, sk = skeleton_seed5
     intent = (sk.kind[sk.t_sess] == INTENT) & (sk.t_prod >= 0)
     prod = sk.t_prod[intent]
     day = np.minimum(sk.start[sk.t_sess[intent]] // DAY, cfg.days - 1)
@@ -422,6 +442,28 @@ def test_purchase_rule_obeys_the_planted_elasticity() -> None:
         a, b = _log_binomial(x[m], y[m])
         assert abs(b - cat.elasticity[k]) <= 0.3, (name, b, cat.elasticity[k], m.sum())
         assert abs(np.exp(a) / conversion[k] - 1) <= 0.15, (name, np.exp(a), conversion[k])
+
+
+def test_intent_picks_obey_the_planted_traffic_elasticity(skeleton_seed5) -> None:
+    """Intent targets (like views) are drawn with weight popularity x (price / base) **
+    t_j: PPML of targets per product-day on log relative price, product and day effects,
+    recovers each category's traffic elasticity (the products' t_j scatter around it with
+    sd 0.1, so the fit estimates a weighted mean of them)."""
+    cfg, cat, prices, sk = skeleton_seed5
+    intent = (sk.kind[sk.t_sess] == INTENT) & (sk.t_prod >= 0)
+    day = np.minimum(sk.start[sk.t_sess[intent]] // DAY, cfg.days - 1)
+    counts = np.zeros(prices.nominal.shape)
+    np.add.at(counts, (sk.t_prod[intent], day), 1.0)
+    log_ratio = np.log(prices.nominal / cat.base_cents[:, None])
+    varies = np.ptp(log_ratio, axis=1) > 0
+    for k, name in enumerate(cat.l1_names):
+        rows = np.nonzero((cat.product_l1 == k) & varies & (counts.sum(axis=1) > 0))[0]
+        y = counts[rows].ravel()
+        product = np.repeat(np.arange(len(rows)), cfg.days)
+        days = np.tile(np.arange(cfg.days), len(rows))
+        beta, _ = ppml_two_way(y, log_ratio[rows].ravel(), np.zeros_like(y), product, days)
+        planted = prices.traffic_elasticity_l1[k]
+        assert abs(beta - planted) <= 0.2, (name, beta, planted, y.sum())
 
 
 # --- determinism, formats, splits ---------------------------------------------------------

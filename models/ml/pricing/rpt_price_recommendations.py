@@ -1,5 +1,6 @@
-"""Price recommendations within a band, from the latest price-elasticity run (no rows
-when that run was skipped)."""
+"""Expected units, revenue and margin at several prices within a band, and the price to
+act on ("keep" unless the gain's interval excludes 0), from the latest price-elasticity
+run (no rows when that run was skipped)."""
 from ml.elasticity import empty_recommendations, price_recommendations, with_run_columns
 from ml.registry import is_trained, latest_record, load_model
 
@@ -19,5 +20,6 @@ def model(dbt, session):
         current,
         band=float(dbt.config.get("price_change_band")),
         cost_ratio=_optional_float(dbt.config.get("price_cost_ratio")),
+        n_points=int(dbt.config.get("price_points")),
     )
     return with_run_columns(out, run)
