@@ -29,7 +29,7 @@ export DUCKDB_PATH ?= warehouse/online_retail.duckdb
 export REES46_SERVING_DB ?= warehouse/online_retail_serving.duckdb
 export REES46_EXPORTS_DIR ?= warehouse/online_retail_exports
 export DBT_TARGET_PATH ?= target/online_retail
-DBT_VARS := --vars '{source: online_retail, ml_label_horizon_days: 90, \
+DBT_ARGS := --vars '{source: online_retail, ml_label_horizon_days: 90, \
 	ml_evaluation_step_days: 28, cross_sell_test_days: 56, cross_sell_max_basket_products: 50, \
 	ml_guardrail_severity: warn}'
 else ifneq ($(SOURCE),rees46)
@@ -81,16 +81,16 @@ endif
 
 # Everything: the production path and the rolling-origin evaluation of every model.
 build: install
-	$(BIN)/dbt build $(DBT_VARS)
+	$(BIN)/dbt build $(DBT_ARGS)
 
 # What a schedule runs: each model tunes on its latest validation window, trains once and
 # scores; the rolling-origin evaluation (selector `evaluate`) is left out.
 build-production: install
-	$(BIN)/dbt build --selector production $(DBT_VARS)
+	$(BIN)/dbt build --selector production $(DBT_ARGS)
 
 # The rolling-origin evaluation alone (after a build): intervals, verdicts, registry.
 evaluate: install
-	$(BIN)/dbt build --selector evaluate $(DBT_VARS)
+	$(BIN)/dbt build --selector evaluate $(DBT_ARGS)
 
 # After a new day's file arrives: staging, sessions and the event-level marts,
 # incrementally, with their tests (selectors.yml). `make build` refreshes the rest.
@@ -109,9 +109,11 @@ model-cards: install
 	$(BIN)/python -m ml.model_cards --out docs/models
 
 # The demo's data are generated with planted truth: the build also scores fraud and price
-# elasticity against it (var synth_truth_dir; the registry's planted_truth figures).
+# elasticity against it (var synth_truth_dir; the registry's planted_truth figures). Fresh
+# files keep their names, which the incremental staging has already loaded: the demo
+# rebuilds from scratch.
 ifeq ($(SOURCE),rees46)
-demo: DBT_VARS = --vars '{synth_truth_dir: $(DATA_DIR)/truth}'
+demo: DBT_ARGS = --full-refresh --vars '{synth_truth_dir: $(DATA_DIR)/truth}'
 endif
 demo: data build publish report
 
