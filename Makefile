@@ -21,7 +21,7 @@ export REES46_EVENTS ?= $(DATA_DIR)/events/*.csv.gz
 # can be built side by side. The demo reads the real 10-country slice in tests/fixtures.
 # Two years of invoices hold 90-day churn and CLV horizons, four weeks apart; baskets are
 # invoices, larger than sessions. The guardrail warns: on these 253 real customers churn
-# does not beat the BG/NBD baseline (docs/sources.md), and the report prints the verdicts.
+# is below the BG/NBD baseline (docs/sources.md), and the report prints the verdicts.
 SOURCE ?= rees46
 ifeq ($(SOURCE),online_retail)
 export ONLINE_RETAIL_INVOICES ?= tests/fixtures/online_retail/online_retail_II__10_countries.csv
