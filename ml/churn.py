@@ -501,9 +501,11 @@ SCORE_SCHEMA = {
     "user_id": "int64", "as_of_date": pd.ArrowDtype(pa.date32()), "horizon_days": "int64",
     "churn_probability": "float64", "churn_probability_uncalibrated": "float64",
     "churn_risk_decile": "int64", "churn_risk_band": "string", "top_reason_1": "string",
-    "top_reason_2": "string", "top_reason_3": "string", "recency_days": "int64",
-    "days_since_last_visit": "int64",
+    "top_reason_2": "string", "top_reason_3": "string", "reason_method": "string",
+    "recency_days": "int64", "days_since_last_visit": "int64",
 }
+# How a row's reasons were computed (column reason_method).
+EXACT_REASONS, APPROXIMATE_REASONS = "tree_shap", "saabas_approximation"
 RUN_SCHEMA = {"run_id": "string", "is_model_below_baseline": "bool"}
 
 
@@ -515,15 +517,17 @@ def empty_churn_scores() -> pd.DataFrame:
 
 
 def score_churn(model: Mapping[str, Any], frame: pd.DataFrame,
-                approximate_reasons: bool = False) -> pd.DataFrame:
+                exact_reasons_top_n: int | None = None) -> pd.DataFrame:
     """One row per customer of `frame` (the score snapshot): the calibrated churn
     probability (and the raw one), risk decile and band (by the raw probability, whose
     order the calibration map keeps), and the three features pushing the
-    score up most (SHAP values from xgboost's pred_contribs, on the log-odds scale).
+    score up most (contributions from xgboost's pred_contribs, on the log-odds scale).
 
     Exact TreeSHAP costs about 1 ms per customer for the default 300 trees (9k customers:
-    10 s); `approximate_reasons` uses xgboost's Saabas approximation instead (about 20
-    times faster; its top reason agrees with SHAP's for ~70% of the demo customers).
+    10 s), so it is kept for the customers a retention team contacts: the
+    `exact_reasons_top_n` riskiest (None: everyone). The rest get xgboost's Saabas
+    approximation (about 20 times faster; its top reason agrees with SHAP's for ~70% of
+    the demo customers). Column reason_method says which a row has.
     """
     from xgboost import DMatrix
 
@@ -533,9 +537,17 @@ def score_churn(model: Mapping[str, Any], frame: pd.DataFrame,
     raw = classifier.predict_proba(matrix)[:, 1]
     calibrator = model.get("calibrator")
     probability = calibrator.predict(raw) if calibrator is not None else raw
-    contributions = classifier.get_booster().predict(
-        DMatrix(matrix, feature_names=features), pred_contribs=True,
-        approx_contribs=approximate_reasons)
+    n_exact = len(frame) if exact_reasons_top_n is None else min(
+        max(int(exact_reasons_top_n), 0), len(frame))
+    exact = np.zeros(len(frame), dtype=bool)
+    exact[np.argsort(-raw, kind="stable")[:n_exact]] = True
+    booster = classifier.get_booster()
+    contributions = np.zeros((len(frame), len(features) + 1))
+    for rows, approximate in ((exact, False), (~exact, True)):
+        if rows.any():
+            contributions[rows] = booster.predict(
+                DMatrix(matrix[rows], feature_names=features), pred_contribs=True,
+                approx_contribs=approximate)
     decile, band = risk_bands(raw)
     reasons = top_reasons(contributions, features)
     return pd.DataFrame({
@@ -549,6 +561,7 @@ def score_churn(model: Mapping[str, Any], frame: pd.DataFrame,
         "top_reason_1": [r[0] for r in reasons],
         "top_reason_2": [r[1] for r in reasons],
         "top_reason_3": [r[2] for r in reasons],
+        "reason_method": np.where(exact, EXACT_REASONS, APPROXIMATE_REASONS),
         "recency_days": frame["recency_days"].astype(int).to_numpy(),
         "days_since_last_visit": frame["days_since_last_visit"].astype(int).to_numpy(),
     }).astype(SCORE_SCHEMA)

@@ -186,6 +186,18 @@ def test_production_run_chooses_calibrates_and_scores() -> None:
     # the planted driver is the commonest top reason of the high-risk customers
     high = scores[scores["churn_risk_band"] == "high"]
     assert high["top_reason_1"].mode()[0] == "days_since_last_visit"
+    assert set(scores["reason_method"]) == {"tree_shap"}
+    # exact reasons for the riskiest 50 only, the same as when everyone is exact; the rest
+    # approximate
+    some = score_churn(model, snapshot_role(snapshots, "score"), exact_reasons_top_n=50)
+    exact = some["reason_method"] == "tree_shap"
+    assert exact.sum() == 50 and (some["reason_method"][~exact] == "saabas_approximation").all()
+    assert some.loc[exact, "churn_probability_uncalibrated"].min() >= (
+        some.loc[~exact, "churn_probability_uncalibrated"].max())
+    reasons = ["top_reason_1", "top_reason_2", "top_reason_3"]
+    pd.testing.assert_frame_equal(some.loc[exact, reasons], scores.loc[exact, reasons])
+    pd.testing.assert_frame_equal(some.drop(columns=[*reasons, "reason_method"]),
+                                  scores.drop(columns=[*reasons, "reason_method"]))
     # a skipped run's empty scores have the same columns and types
     empty = empty_churn_scores()
     assert empty.empty

@@ -11,5 +11,7 @@ def model(dbt, session):
         return empty_churn_scores()
     snapshot = (dbt.ref("int_customer_features_snapshots")
                 .filter("snapshot_role = 'score'").df())
-    scores = score_churn(load_model(record["model_artifact"]), snapshot)
+    top_n = dbt.config.get("churn_exact_reasons_top_n")
+    scores = score_churn(load_model(record["model_artifact"]), snapshot,
+                         exact_reasons_top_n=None if top_n in (None, "None") else int(top_n))
     return with_run(scores, record)
