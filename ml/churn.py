@@ -523,8 +523,8 @@ def score_churn(model: Mapping[str, Any], frame: pd.DataFrame,
     order the calibration map keeps), and the three features pushing the
     score up most (contributions from xgboost's pred_contribs, on the log-odds scale).
 
-    Exact TreeSHAP costs about 1 ms per customer for the default 300 trees (9k customers:
-    10 s), so it is kept for the customers a retention team contacts: the
+    Exact TreeSHAP is the costly part (demo, 8,151 customers: 0.42 s exact, 0.08 s
+    approximate), so it is kept for the customers a retention team contacts: the
     `exact_reasons_top_n` riskiest (None: everyone). The rest get xgboost's Saabas
     approximation (about 20 times faster; its top reason agrees with SHAP's for ~70% of
     the demo customers). Column reason_method says which a row has.
