@@ -291,7 +291,7 @@ PHASE_ORDER = [
     ("generate", "generate the dataset"),
     ("raw_scan_cold", "DuckDB one pass over every raw column (first run)"),
     ("raw_scan_warm", "the same pass again (page cache warm)"),
-    ("full_build", "dbt build, all days, fresh warehouse"),
+    ("full_build", "dbt build --selector production, all days, fresh warehouse"),
     ("incremental_setup", "daily run (--selector daily), all days but the last, fresh warehouse"),
     ("incremental_day", "daily run after adding the last day's file"),
     ("marts_dbt", "dbt run of fct_sessions + fct_funnel_daily and parents"),
